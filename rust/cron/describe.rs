@@ -1,0 +1,1 @@
+//! Plain-English descriptions of cron expressions.

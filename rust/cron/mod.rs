@@ -1,0 +1,377 @@
+//! The cron dialect: parsing an expression and finding fire times.
+//!
+//! A `CronExpr` is six bitmasks (second, minute, hour, day-of-month, month, day-of-week) plus the
+//! day specials. Searching happens in two layers:
+//! 1. `next_wall` / `prev_wall` find the nearest matching *wall time* (local seconds, no zone),
+//!    stepping field by field from the largest unit down, always restartable from the top.
+//! 2. `Cron::next_after` / `Cron::prev_before` walk the zone's spans of constant offset and map
+//!    wall matches to instants, applying Debian cron's DST rule (see `Cron`).
+//!
+//! Invariants: every mask is non-empty (a field always allows at least one value); an expression
+//! that names no day that exists in any month it allows is rejected when parsed; searches give up
+//! at `calendar::MIN_YEAR` / `MAX_YEAR`, so each call does a bounded amount of work.
+
+pub mod describe;
+mod field;
+mod zoned;
+
+use crate::calendar::{self, days_in_month, Civil, MAX_YEAR, MIN_YEAR};
+use crate::error::{CronError, FieldKind};
+pub use field::Field;
+pub use zoned::{Cron, MAX_INSTANT, MIN_INSTANT};
+
+/// Day-of-month ∧ day-of-week, or ∨: cron(5)'s day-field rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DayRule {
+    /// One of the day fields starts with `*` (or is `?`): a day must match both.
+    Both,
+    /// Both day fields are restricted: a day matches if it matches either.
+    Either,
+}
+
+/// Bits 1, 8, 15, 22, 29: the days of a month that share the weekday of the 1st.
+const SAME_WEEKDAY_AS_FIRST: u64 = 1 << 1 | 1 << 8 | 1 << 15 | 1 << 22 | 1 << 29;
+const ALL_WEEKDAYS: u64 = 0x7f;
+
+/// A parsed expression, zone-free.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CronExpr {
+    pub second: Field,
+    pub minute: Field,
+    pub hour: Field,
+    pub day_of_month: Field,
+    pub month: Field,
+    pub day_of_week: Field,
+    pub day_rule: DayRule,
+    /// Neither the minute nor the hour field starts with `*`: Debian's test for a job that runs
+    /// at a fixed time of day, which gets the special DST treatment.
+    pub fixed_time: bool,
+    /// The expression had six fields.
+    pub has_seconds: bool,
+}
+
+fn expand_macro(expr: &str) -> Result<Option<&'static str>, CronError> {
+    let Some(name) = expr.strip_prefix('@') else { return Ok(None) };
+    let expansion = match name.to_ascii_lowercase().as_str() {
+        "yearly" | "annually" => "0 0 1 1 *",
+        "monthly" => "0 0 1 * *",
+        "weekly" => "0 0 * * 0",
+        "daily" | "midnight" => "0 0 * * *",
+        "hourly" => "0 * * * *",
+        "reboot" => return Err(CronError::Reboot),
+        _ => {
+            return Err(CronError::UnknownMacro { token: expr.chars().take(24).collect() });
+        }
+    };
+    Ok(Some(expansion))
+}
+
+/// Splits on runs of spaces and tabs, keeping each field's 1-based column.
+fn split_fields(expr: &str) -> Vec<(usize, &str)> {
+    let mut fields = Vec::new();
+    let mut start = None;
+    let mut column = 0;
+    for (index, ch) in expr.char_indices() {
+        column += 1;
+        let blank = ch == ' ' || ch == '\t';
+        match (blank, start) {
+            (false, None) => start = Some((index, column)),
+            (true, Some((from, from_column))) => {
+                fields.push((from_column, &expr[from..index]));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some((from, from_column)) = start {
+        fields.push((from_column, &expr[from..]));
+    }
+    fields
+}
+
+impl CronExpr {
+    pub fn parse(expr: &str) -> Result<CronExpr, CronError> {
+        let trimmed = expr.trim_matches([' ', '\t']);
+        let text = expand_macro(trimmed)?.unwrap_or(expr);
+        let fields = split_fields(text);
+        let kinds: &[FieldKind] = match fields.len() {
+            0 => return Err(CronError::Empty),
+            5 => &FIELDS_5,
+            6 => &FIELDS_6,
+            found => return Err(CronError::FieldCount { found }),
+        };
+        let mut parsed = [Field { values: 1, ..Field::default() }; 6];
+        for (&kind, &(column, text)) in kinds.iter().zip(&fields) {
+            if let Some(slot) = parsed.get_mut(kind as usize) {
+                *slot = field::parse_field(kind, text, column)?;
+            }
+        }
+        let [second, minute, hour, day_of_month, month, day_of_week] = parsed;
+        let expr = CronExpr {
+            second,
+            minute,
+            hour,
+            day_of_month,
+            month,
+            day_of_week,
+            day_rule: if day_of_month.starred || day_of_week.starred {
+                DayRule::Both
+            } else {
+                DayRule::Either
+            },
+            fixed_time: !minute.starred && !hour.starred,
+            has_seconds: fields.len() == 6,
+        };
+        if !expr.can_fire() {
+            return Err(CronError::NeverFires { expr: trimmed.chars().take(80).collect() });
+        }
+        Ok(expr)
+    }
+
+    /// Whether some day in some year matches. Only ∧ with an unrestricted day-of-week can fail
+    /// (every weekday, `nL` and `n#k` occur in every month's calendar in some year), and then it
+    /// is enough to look at a leap year, where every month is as long as it ever gets.
+    fn can_fire(&self) -> bool {
+        if self.day_rule == DayRule::Either || self.day_of_week.values != ALL_WEEKDAYS {
+            return true;
+        }
+        (1..=12).any(|month| self.month.values & (1 << month) != 0 && self.month_days(2000, month) != 0)
+    }
+
+    /// Days of `month` in `year` that the day-of-month field allows, as bits 1..=31.
+    fn month_days(&self, year: i32, month: u32) -> u64 {
+        let field = &self.day_of_month;
+        let length = days_in_month(year, month);
+        let mut days = field.values;
+        if field.last_day {
+            days |= 1 << length;
+        }
+        if field.last_weekday {
+            days |= 1 << nearest_weekday(year, month, length);
+        }
+        let mut wanted = field.nearest_weekday;
+        while wanted != 0 {
+            let day = wanted.trailing_zeros();
+            wanted &= wanted - 1;
+            if day <= length {
+                days |= 1 << nearest_weekday(year, month, day);
+            }
+        }
+        days & days_mask(length)
+    }
+
+    /// Days of `month` in `year` that the day-of-week field allows, as bits 1..=31.
+    fn week_days(&self, year: i32, month: u32) -> u64 {
+        let field = &self.day_of_week;
+        let length = days_in_month(year, month);
+        if field.values == ALL_WEEKDAYS {
+            return days_mask(length);
+        }
+        let first_weekday = calendar::weekday(year, month, 1);
+        let first_day_of = |weekday: u32| 1 + (weekday + 7 - first_weekday) % 7;
+        let mut days = 0;
+        for weekday in 0..7 {
+            let bit = 1u64 << weekday;
+            if field.values & bit != 0 {
+                days |= SAME_WEEKDAY_AS_FIRST << (first_day_of(weekday) - 1);
+            }
+            if field.last_of_weekday & bit != 0 {
+                let last_weekday = calendar::weekday(year, month, length);
+                days |= 1 << (length - (last_weekday + 7 - weekday) % 7);
+            }
+            for (nth, bits) in (0u32..).zip(field.nth_weekday) {
+                if bits & bit != 0 {
+                    days |= 1 << (first_day_of(weekday) + 7 * nth);
+                }
+            }
+        }
+        days & days_mask(length)
+    }
+
+    /// The days of a month that match, as bits 1..=31.
+    fn day_mask(&self, year: i32, month: u32) -> u64 {
+        match self.day_rule {
+            DayRule::Both => self.month_days(year, month) & self.week_days(year, month),
+            DayRule::Either => self.month_days(year, month) | self.week_days(year, month),
+        }
+    }
+
+    pub fn matches_wall(&self, wall: Civil) -> bool {
+        self.second.values & (1 << wall.second) != 0
+            && self.minute.values & (1 << wall.minute) != 0
+            && self.hour.values & (1 << wall.hour) != 0
+            && self.month.values & (1 << wall.month) != 0
+            && self.day_mask(wall.year, wall.month) & (1 << wall.day) != 0
+    }
+
+    /// The first matching wall time at or after `from` (local seconds).
+    pub fn next_wall(&self, from: i64) -> Option<i64> {
+        if from > calendar::max_local_seconds() {
+            return None;
+        }
+        let mut at = Civil::from_local_seconds(from);
+        loop {
+            if at.year > MAX_YEAR {
+                return None;
+            }
+            let Some(month) = next_bit(self.month.values, at.month) else {
+                at = Civil { year: at.year + 1, month: 1, day: 1, ..MIDNIGHT };
+                continue;
+            };
+            if month != at.month {
+                at = Civil { year: at.year, month, day: 1, ..MIDNIGHT };
+            }
+            let Some(day) = next_bit(self.day_mask(at.year, at.month), at.day) else {
+                at = first_of_next_month(at);
+                continue;
+            };
+            if day != at.day {
+                at = Civil { day, hour: 0, minute: 0, second: 0, ..at };
+            }
+            let Some(hour) = next_bit(self.hour.values, at.hour) else {
+                at = second_after(Civil { hour: 23, minute: 59, second: 59, ..at })?;
+                continue;
+            };
+            if hour != at.hour {
+                at = Civil { hour, minute: 0, second: 0, ..at };
+            }
+            let Some(minute) = next_bit(self.minute.values, at.minute) else {
+                at = second_after(Civil { minute: 59, second: 59, ..at })?;
+                continue;
+            };
+            if minute != at.minute {
+                at = Civil { minute, second: 0, ..at };
+            }
+            let Some(second) = next_bit(self.second.values, at.second) else {
+                at = second_after(Civil { second: 59, ..at })?;
+                continue;
+            };
+            return Some(Civil { second, ..at }.to_local_seconds());
+        }
+    }
+
+    /// The last matching wall time at or before `from` (local seconds).
+    pub fn prev_wall(&self, from: i64) -> Option<i64> {
+        if from < calendar::min_local_seconds() {
+            return None;
+        }
+        let mut at = Civil::from_local_seconds(from);
+        loop {
+            if at.year < MIN_YEAR {
+                return None;
+            }
+            let Some(month) = prev_bit(self.month.values, at.month) else {
+                at = Civil { year: at.year - 1, month: 12, day: 31, ..LAST_SECOND };
+                continue;
+            };
+            if month != at.month {
+                let day = days_in_month(at.year, month);
+                at = Civil { year: at.year, month, day, ..LAST_SECOND };
+            }
+            let Some(day) = prev_bit(self.day_mask(at.year, at.month), at.day) else {
+                at = last_of_previous_month(at);
+                continue;
+            };
+            if day != at.day {
+                at = Civil { day, hour: 23, minute: 59, second: 59, ..at };
+            }
+            let Some(hour) = prev_bit(self.hour.values, at.hour) else {
+                at = second_before(Civil { hour: 0, minute: 0, second: 0, ..at })?;
+                continue;
+            };
+            if hour != at.hour {
+                at = Civil { hour, minute: 59, second: 59, ..at };
+            }
+            let Some(minute) = prev_bit(self.minute.values, at.minute) else {
+                at = second_before(Civil { minute: 0, second: 0, ..at })?;
+                continue;
+            };
+            if minute != at.minute {
+                at = Civil { minute, second: 59, ..at };
+            }
+            let Some(second) = prev_bit(self.second.values, at.second) else {
+                at = second_before(Civil { second: 0, ..at })?;
+                continue;
+            };
+            return Some(Civil { second, ..at }.to_local_seconds());
+        }
+    }
+}
+
+const FIELDS_5: [FieldKind; 5] = [
+    FieldKind::Minute,
+    FieldKind::Hour,
+    FieldKind::DayOfMonth,
+    FieldKind::Month,
+    FieldKind::DayOfWeek,
+];
+const FIELDS_6: [FieldKind; 6] = [
+    FieldKind::Second,
+    FieldKind::Minute,
+    FieldKind::Hour,
+    FieldKind::DayOfMonth,
+    FieldKind::Month,
+    FieldKind::DayOfWeek,
+];
+
+const MIDNIGHT: Civil = Civil { year: 0, month: 1, day: 1, hour: 0, minute: 0, second: 0 };
+const LAST_SECOND: Civil = Civil { year: 0, month: 12, day: 31, hour: 23, minute: 59, second: 59 };
+
+fn first_of_next_month(at: Civil) -> Civil {
+    if at.month >= 12 {
+        Civil { year: at.year + 1, month: 1, day: 1, ..MIDNIGHT }
+    } else {
+        Civil { year: at.year, month: at.month + 1, day: 1, ..MIDNIGHT }
+    }
+}
+
+fn last_of_previous_month(at: Civil) -> Civil {
+    if at.month <= 1 {
+        Civil { year: at.year - 1, month: 12, day: 31, ..LAST_SECOND }
+    } else {
+        let month = at.month - 1;
+        Civil { year: at.year, month, day: days_in_month(at.year, month), ..LAST_SECOND }
+    }
+}
+
+/// The wall time one second later, or None past the last supported second.
+fn second_after(at: Civil) -> Option<Civil> {
+    let next = at.to_local_seconds() + 1;
+    (next <= calendar::max_local_seconds()).then(|| Civil::from_local_seconds(next))
+}
+
+/// The wall time one second earlier, or None before the first supported second.
+fn second_before(at: Civil) -> Option<Civil> {
+    let previous = at.to_local_seconds() - 1;
+    (previous >= calendar::min_local_seconds()).then(|| Civil::from_local_seconds(previous))
+}
+
+/// Bits 1..=length.
+fn days_mask(length: u32) -> u64 {
+    ((1u64 << length) - 1) << 1
+}
+
+/// The weekday nearest to `day` within its month (Quartz's `W`): a Saturday moves to Friday
+/// unless that leaves the month, a Sunday to Monday likewise.
+fn nearest_weekday(year: i32, month: u32, day: u32) -> u32 {
+    let length = days_in_month(year, month);
+    match calendar::weekday(year, month, day) {
+        6 if day == 1 => 3,
+        6 => day - 1,
+        0 if day == length => day - 2,
+        0 => day + 1,
+        _ => day,
+    }
+}
+
+/// The lowest set bit at or above `from`.
+fn next_bit(mask: u64, from: u32) -> Option<u32> {
+    let above = mask.checked_shr(from)?;
+    (above != 0).then(|| from + above.trailing_zeros())
+}
+
+/// The highest set bit at or below `from`.
+fn prev_bit(mask: u64, from: u32) -> Option<u32> {
+    let below = if from >= 63 { mask } else { mask & ((2u64 << from) - 1) };
+    (below != 0).then(|| 63 - below.leading_zeros())
+}

@@ -1,0 +1,212 @@
+//! A cron expression in a time zone: wall-time matches mapped to instants.
+//!
+//! Debian cron's DST rule, for 5- and 6-field expressions alike:
+//! - A *fixed-time* expression (neither minute nor hour starts with `*`) runs once per wall time:
+//!   a wall time skipped by a forward jump fires at the first instant after the jump, and a wall
+//!   time repeated by a backward jump fires on its first occurrence only.
+//! - Every other expression fires at each real instant whose wall time matches: in both passes of
+//!   a repeated hour, and not at all in a skipped one.
+//!
+//! The search walks spans of constant offset (`zone::Span`). Within a span, wall time and instant
+//! differ by a constant, so the first wall match maps straight to an instant; if that instant
+//! falls past the span's end, no instant in the span matched and the search resumes at the next
+//! span. Invariant: `prev_before(t) = max { f in F : f < t }` and `next_after(t) = min { f in F :
+//! f > t }` for one fire set F; the tests check the two directions against each other.
+
+use crate::calendar::Civil;
+use crate::cron::CronExpr;
+use crate::error::CronError;
+use crate::zone::{Span, Zone};
+
+/// Instants (epoch seconds) from 0001-01-01 to 9999-12-31 UTC: the range searches cover.
+pub const MIN_INSTANT: i64 = -62_135_596_800;
+pub const MAX_INSTANT: i64 = 253_402_300_799;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cron {
+    pub expr: CronExpr,
+    pub zone: Zone,
+}
+
+impl Cron {
+    pub fn parse(expr: &str, zone_name: Option<&str>) -> Result<Cron, CronError> {
+        let zone = Zone::get(zone_name.unwrap_or("UTC"))?;
+        Ok(Cron { expr: CronExpr::parse(expr)?, zone })
+    }
+
+    /// The first fire time strictly after `after` (epoch seconds).
+    pub fn next_after(&self, after: i64) -> Option<i64> {
+        let mut instant = after.checked_add(1)?.max(MIN_INSTANT);
+        while instant <= MAX_INSTANT {
+            let span = self.zone.span_at(instant);
+            let wall = self.expr.next_wall(instant + span.offset)?;
+            let candidate = wall - span.offset;
+            if candidate < span.end {
+                if self.expr.fixed_time && span.repeats_wall(wall) {
+                    // A fixed-time job already ran at this wall time before the clock went back.
+                    instant = span.start.saturating_add(span.offset_before - span.offset);
+                    continue;
+                }
+                return (candidate <= MAX_INSTANT).then_some(candidate);
+            }
+            let next_span = self.zone.span_at(span.end);
+            if self.expr.fixed_time && next_span.skipped_wall(wall) {
+                return Some(span.end);
+            }
+            instant = span.end;
+        }
+        None
+    }
+
+    /// The last fire time strictly before `before` (epoch seconds).
+    pub fn prev_before(&self, before: i64) -> Option<i64> {
+        let mut instant = before.checked_sub(1)?.min(MAX_INSTANT);
+        while instant >= MIN_INSTANT {
+            let span = self.zone.span_at(instant);
+            let wall = self.expr.prev_wall(instant + span.offset)?;
+            let candidate = wall - span.offset;
+            if candidate >= span.start {
+                if self.expr.fixed_time && span.repeats_wall(wall) {
+                    // Its first occurrence lies in the span before the fold.
+                    instant = span.start.checked_sub(1)?;
+                    continue;
+                }
+                return (candidate >= MIN_INSTANT).then_some(candidate);
+            }
+            if self.expr.fixed_time && span.skipped_wall(wall) {
+                return Some(span.start);
+            }
+            instant = span.start.checked_sub(1)?;
+        }
+        None
+    }
+
+    /// Whether `instant` is a fire time.
+    pub fn fires_at(&self, instant: i64) -> bool {
+        instant.checked_add(1).and_then(|after| self.prev_before(after)) == Some(instant)
+    }
+
+    /// The wall time and the span of an instant, for converting results back to datetimes.
+    pub fn wall_of(&self, instant: i64) -> (Civil, Span) {
+        let span = self.zone.span_at(instant);
+        (Civil::from_local_seconds(instant + span.offset), span)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::Timestamp;
+
+    fn ts(text: &str) -> i64 {
+        text.parse::<Timestamp>().map(|t| t.as_second()).unwrap_or(i64::MIN)
+    }
+
+    fn iso(instant: i64) -> String {
+        Timestamp::from_second(instant).map(|t| t.to_string()).unwrap_or_default()
+    }
+
+    fn cron(expr: &str, zone: &str) -> Cron {
+        Cron::parse(expr, Some(zone)).unwrap_or_else(|err| panic!("{expr}: {err}"))
+    }
+
+    /// The next `count` fire times after `start`, in UTC ISO form.
+    fn fires(expr: &str, zone: &str, start: &str, count: usize) -> Vec<String> {
+        let cron = cron(expr, zone);
+        let mut at = ts(start);
+        let mut out = Vec::new();
+        for _ in 0..count {
+            let Some(next) = cron.next_after(at) else { break };
+            out.push(iso(next));
+            at = next;
+        }
+        out
+    }
+
+    /// The same fires found walking backwards from just after the last one.
+    fn fires_backwards(expr: &str, zone: &str, forward: &[String]) -> Vec<String> {
+        let cron = cron(expr, zone);
+        let Some(last) = forward.last() else { return Vec::new() };
+        let mut at = ts(last) + 1;
+        let mut out = Vec::new();
+        for _ in 0..forward.len() {
+            let Some(prev) = cron.prev_before(at) else { break };
+            out.push(iso(prev));
+            at = prev;
+        }
+        out.reverse();
+        out
+    }
+
+    fn check(expr: &str, zone: &str, start: &str, expected: &[&str]) {
+        let got = fires(expr, zone, start, expected.len());
+        assert_eq!(got, expected, "{expr} in {zone} after {start}");
+        assert_eq!(fires_backwards(expr, zone, &got), got, "{expr} in {zone} backwards");
+    }
+
+    #[test]
+    fn utc_basics() {
+        check("* * * * *", "UTC", "2024-01-01T00:00:30Z", &["2024-01-01T00:01:00Z", "2024-01-01T00:02:00Z"]);
+        check("0 9 * * 1-5", "UTC", "2024-01-05T09:00:00Z", &["2024-01-08T09:00:00Z", "2024-01-09T09:00:00Z"]);
+        check("0 0 29 2 *", "UTC", "2024-03-01T00:00:00Z", &["2028-02-29T00:00:00Z", "2032-02-29T00:00:00Z"]);
+        check("*/20 * * * * *", "UTC", "2024-01-01T00:00:00Z", &["2024-01-01T00:00:20Z", "2024-01-01T00:00:40Z"]);
+    }
+
+    #[test]
+    fn day_fields_or_unless_one_is_starred() {
+        // 2024-01-01 is a Monday: `0 0 */2 * 1` means odd days that are Mondays.
+        check("0 0 */2 * 1", "UTC", "2023-12-31T00:00:00Z", &["2024-01-01T00:00:00Z", "2024-01-15T00:00:00Z", "2024-01-29T00:00:00Z"]);
+        check("0 0 13 * 5", "UTC", "2024-01-01T00:00:00Z", &["2024-01-05T00:00:00Z", "2024-01-12T00:00:00Z", "2024-01-13T00:00:00Z"]);
+    }
+
+    #[test]
+    fn quartz_day_specials() {
+        check("0 0 L * *", "UTC", "2024-01-31T00:00:00Z", &["2024-02-29T00:00:00Z", "2024-03-31T00:00:00Z"]);
+        // 2024-03-31 is a Sunday, so LW is Friday the 29th; 2024-06-01 is a Saturday, so 1W is Monday the 3rd.
+        check("0 0 LW * *", "UTC", "2024-03-01T00:00:00Z", &["2024-03-29T00:00:00Z"]);
+        check("0 0 1W * *", "UTC", "2024-05-02T00:00:00Z", &["2024-06-03T00:00:00Z"]);
+        check("0 0 * * 5L", "UTC", "2024-01-01T00:00:00Z", &["2024-01-26T00:00:00Z", "2024-02-23T00:00:00Z"]);
+        check("0 0 * * MON#2", "UTC", "2024-01-01T00:00:00Z", &["2024-01-08T00:00:00Z", "2024-02-12T00:00:00Z"]);
+        check("0 0 * 2 MON#5", "UTC", "2024-03-01T00:00:00Z", &["2044-02-29T00:00:00Z"]);
+    }
+
+    #[test]
+    fn year_bounds() {
+        let every_minute = cron("* * * * *", "UTC");
+        assert_eq!(every_minute.next_after(MAX_INSTANT), None);
+        assert_eq!(every_minute.next_after(i64::MAX), None);
+        assert_eq!(every_minute.prev_before(i64::MIN), None);
+        assert_eq!(every_minute.next_after(i64::MIN), Some(MIN_INSTANT));
+        assert_eq!(cron("0 0 29 2 *", "UTC").next_after(ts("9997-01-01T00:00:00Z")), None);
+        assert_eq!(iso(cron("0 0 29 2 *", "UTC").prev_before(ts("2101-01-01T00:00:00Z")).unwrap_or(0)), "2096-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn new_york_fixed_time_in_the_gap_fires_after_the_jump() {
+        check("30 2 * * *", "America/New_York", "2024-03-09T12:00:00Z", &["2024-03-10T07:00:00Z", "2024-03-11T06:30:00Z"]);
+        // Two skipped wall times still fire only once.
+        check("0,30 2 * * *", "America/New_York", "2024-03-10T00:00:00Z", &["2024-03-10T07:00:00Z", "2024-03-11T06:00:00Z"]);
+    }
+
+    #[test]
+    fn new_york_fixed_time_in_the_fold_fires_once() {
+        check("30 1 * * *", "America/New_York", "2024-11-02T12:00:00Z", &["2024-11-03T05:30:00Z", "2024-11-04T06:30:00Z"]);
+    }
+
+    #[test]
+    fn new_york_wildcard_schedules_follow_real_instants() {
+        // Not fixed-time: nothing in the skipped hour, both passes of the repeated one.
+        check("*/30 2 * * *", "America/New_York", "2024-03-09T12:00:00Z", &["2024-03-11T06:00:00Z"]);
+        check("0 * * * *", "America/New_York", "2024-11-03T04:30:00Z", &["2024-11-03T05:00:00Z", "2024-11-03T06:00:00Z", "2024-11-03T07:00:00Z"]);
+    }
+
+    #[test]
+    fn zones_with_midnight_and_odd_transitions() {
+        // Havana springs forward at midnight: 00:00 does not exist on 2024-03-10.
+        check("0 0 * * *", "America/Havana", "2024-03-09T12:00:00Z", &["2024-03-10T05:00:00Z", "2024-03-11T04:00:00Z"]);
+        // Lord Howe moves half an hour: 02:15 is skipped on 2024-10-06.
+        check("15 2 * * *", "Australia/Lord_Howe", "2024-10-05T00:00:00Z", &["2024-10-05T15:30:00Z", "2024-10-06T15:15:00Z"]);
+        // Chatham (+12:45/+13:45) repeats 02:45-03:45 on 2024-04-07.
+        check("0 3 * * *", "Pacific/Chatham", "2024-04-06T00:00:00Z", &["2024-04-06T13:15:00Z"]);
+    }
+}

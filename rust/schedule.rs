@@ -1,0 +1,160 @@
+//! The kinds of schedule a job can have, behind one enum with one question: when next?
+//!
+//! - `Cron`: a cron expression in a zone (`cron::Cron`).
+//! - `Interval`: every `period` seconds, on the grid `anchor + k * period` (k any integer), so an
+//!   interval keeps its phase across restarts and never drifts.
+//! - `Once`: a single instant.
+//!
+//! Instants are epoch seconds here; the wheel works in milliseconds and converts at `NextFire`.
+
+use crate::cron::{Cron, MAX_INSTANT, MIN_INSTANT};
+use crate::error::CronError;
+// WHEEL-PENDING use crate::wheel::NextFire;
+pub trait NextFire { fn next_fire_after_ms(&self, after_ms: i64) -> Option<i64>; } // WHEEL-PENDING
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Interval {
+    pub period: i64,
+    pub anchor: i64,
+}
+
+/// The units an interval may be written in, largest first.
+const INTERVAL_UNITS: [(char, i64); 5] =
+    [('w', 604_800), ('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)];
+/// A period longer than this many seconds (about 100 years) is certainly a mistake.
+const MAX_PERIOD: i64 = 100 * 366 * 86_400;
+
+impl Interval {
+    /// Parses `"90s"`, `"5m"`, `"2h"`, `"1d"`, `"1w"` and sums such as `"1h30m"`.
+    pub fn parse(spec: &str, anchor: i64) -> Result<Interval, CronError> {
+        let error = |reason: String| CronError::Interval { spec: spec.chars().take(40).collect(), reason };
+        let text = spec.trim().to_ascii_lowercase();
+        if text.is_empty() {
+            return Err(error("empty: expected a duration such as 90s, 5m, 2h, 1d or 1h30m".into()));
+        }
+        let mut period: i64 = 0;
+        let mut number: Option<i64> = None;
+        for ch in text.chars() {
+            if let Some(digit) = ch.to_digit(10) {
+                let value = number.unwrap_or(0).checked_mul(10).and_then(|n| n.checked_add(i64::from(digit)));
+                number = Some(value.ok_or_else(|| error("the number is too large".into()))?);
+                continue;
+            }
+            let Some(&(_, unit)) = INTERVAL_UNITS.iter().find(|(name, _)| *name == ch) else {
+                return Err(error(format!("{ch:?} is not a unit: use s, m, h, d or w")));
+            };
+            let Some(count) = number.take() else {
+                return Err(error(format!("unit {ch:?} has no number before it")));
+            };
+            period = count
+                .checked_mul(unit)
+                .and_then(|seconds| period.checked_add(seconds))
+                .ok_or_else(|| error("the duration is too large".into()))?;
+        }
+        if number.is_some() {
+            return Err(error("the last number has no unit: use s, m, h, d or w".into()));
+        }
+        if period <= 0 {
+            return Err(error("the period must be at least one second".into()));
+        }
+        if period > MAX_PERIOD {
+            return Err(error("the period is longer than 100 years".into()));
+        }
+        Ok(Interval { period, anchor })
+    }
+
+    pub fn next_after(&self, after: i64) -> Option<i64> {
+        let steps = after.checked_sub(self.anchor)?.div_euclid(self.period).checked_add(1)?;
+        let next = self.anchor.checked_add(steps.checked_mul(self.period)?)?;
+        (next <= MAX_INSTANT).then_some(next)
+    }
+
+    pub fn prev_before(&self, before: i64) -> Option<i64> {
+        let steps = before.checked_sub(1)?.checked_sub(self.anchor)?.div_euclid(self.period);
+        let prev = self.anchor.checked_add(steps.checked_mul(self.period)?)?;
+        (prev >= MIN_INSTANT).then_some(prev)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Schedule {
+    Cron(Cron),
+    Interval(Interval),
+    Once(i64),
+}
+
+impl Schedule {
+    /// The first fire strictly after `after` (epoch seconds), or None if there is none.
+    pub fn next_after(&self, after: i64) -> Option<i64> {
+        match self {
+            Schedule::Cron(cron) => cron.next_after(after),
+            Schedule::Interval(interval) => interval.next_after(after),
+            Schedule::Once(at) => (*at > after).then_some(*at),
+        }
+    }
+
+    /// The last fire strictly before `before` (epoch seconds), or None if there is none.
+    pub fn prev_before(&self, before: i64) -> Option<i64> {
+        match self {
+            Schedule::Cron(cron) => cron.prev_before(before),
+            Schedule::Interval(interval) => interval.prev_before(before),
+            Schedule::Once(at) => (*at < before).then_some(*at),
+        }
+    }
+}
+
+impl NextFire for Schedule {
+    /// Schedules fire on whole seconds, so the next fire after a millisecond instant is the next
+    /// fire after the second it falls in.
+    fn next_fire_after_ms(&self, after_ms: i64) -> Option<i64> {
+        self.next_after(after_ms.div_euclid(1000))?.checked_mul(1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_parse_units_and_sums() {
+        let period = |spec: &str| Interval::parse(spec, 0).map(|i| i.period);
+        assert_eq!(period("90s"), Ok(90));
+        assert_eq!(period("5m"), Ok(300));
+        assert_eq!(period("1h30m"), Ok(5400));
+        assert_eq!(period("1D"), Ok(86_400));
+        assert_eq!(period("2w"), Ok(1_209_600));
+    }
+
+    #[test]
+    fn interval_errors_say_what_is_wrong() {
+        let message = |spec: &str| Interval::parse(spec, 0).map_err(|e| e.to_string()).err().unwrap_or_default();
+        assert_eq!(message("5x"), "interval \"5x\": 'x' is not a unit: use s, m, h, d or w");
+        assert_eq!(message("10"), "interval \"10\": the last number has no unit: use s, m, h, d or w");
+        assert_eq!(message("0s"), "interval \"0s\": the period must be at least one second");
+        assert_eq!(message(""), "interval \"\": empty: expected a duration such as 90s, 5m, 2h, 1d or 1h30m");
+        assert!(message("99999999999999999999s").contains("too large"));
+    }
+
+    #[test]
+    fn intervals_keep_their_phase() {
+        let every_90s = Interval { period: 90, anchor: 1_000 };
+        assert_eq!(every_90s.next_after(1_000), Some(1_090));
+        assert_eq!(every_90s.next_after(999), Some(1_000));
+        assert_eq!(every_90s.next_after(0), Some(10));
+        assert_eq!(every_90s.prev_before(1_090), Some(1_000));
+        assert_eq!(every_90s.prev_before(1_091), Some(1_090));
+        assert_eq!(every_90s.next_after(i64::MAX), None);
+    }
+
+    #[test]
+    fn once_fires_once_and_milliseconds_round_to_seconds() {
+        let once = Schedule::Once(100);
+        assert_eq!(once.next_after(99), Some(100));
+        assert_eq!(once.next_after(100), None);
+        assert_eq!(once.next_fire_after_ms(99_999), Some(100_000));
+        assert_eq!(once.next_fire_after_ms(100_000), None);
+        let every_second = Schedule::Interval(Interval { period: 1, anchor: 0 });
+        assert_eq!(every_second.next_fire_after_ms(1_500), Some(2_000));
+        assert_eq!(every_second.next_fire_after_ms(2_000), Some(3_000));
+    }
+}
