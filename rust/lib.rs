@@ -7,7 +7,7 @@ pub mod calendar;
 pub mod cron;
 pub mod error;
 pub mod schedule;
-// WHEEL-PENDING pub mod wheel;
+pub mod wheel;
 pub mod zone;
 
 #[cfg(feature = "python")]

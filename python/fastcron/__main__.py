@@ -1,0 +1,3 @@
+from fastcron.cli import main
+
+raise SystemExit(main())
