@@ -216,6 +216,15 @@ impl PyTrigger {
         self.schedule.prev_before(ts)
     }
 
+    /// The schedule in plain English, e.g. "At 09:00, Monday through Friday".
+    fn describe(&self) -> String {
+        match &self.schedule {
+            Schedule::Cron(cron) => describe::describe(&cron.expr),
+            Schedule::Interval(interval) => describe::describe_interval(interval.period),
+            Schedule::Once(at) => describe::describe_once(*at),
+        }
+    }
+
     /// The IANA name of the zone results are given in.
     #[getter]
     fn tz(&self) -> &str {
@@ -281,11 +290,6 @@ impl PyCron {
         self.cron.expr.has_seconds
     }
 
-    /// The schedule in plain English, e.g. "At 09:00, Monday through Friday".
-    fn describe(&self) -> String {
-        describe::describe(&self.cron.expr)
-    }
-
     fn __repr__(&self) -> String {
         format!("Cron({:?}, tz={:?})", self.expr, self.cron.zone.name())
     }
@@ -345,10 +349,6 @@ impl PyInterval {
         self.interval.anchor
     }
 
-    fn describe(&self) -> String {
-        describe::describe_interval(self.interval.period)
-    }
-
     fn __repr__(slf: &Bound<'_, Self>) -> String {
         let this = slf.get();
         format!("Interval({:?}, start={}, tz={:?})", this.spec, this.interval.anchor, slf.as_super().get().zone.name())
@@ -386,10 +386,6 @@ impl PyOnce {
     #[getter]
     fn at_ts(&self) -> i64 {
         self.at
-    }
-
-    fn describe(&self) -> String {
-        describe::describe_once(self.at)
     }
 
     fn __repr__(&self) -> String {
