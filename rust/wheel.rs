@@ -1257,25 +1257,28 @@ mod tests {
 
     #[test]
     fn jump_over_many_blocks_fires_overflow_in_order() {
-        let mut wheel = Wheel::new(T0);
+        let mut wheel = Wheel::with_catchup_limit(T0, 2);
         let block = BLOCK_SPAN_MS as i64;
         wheel.insert_at(1, 0, Every::new(T0 + 7, 3 * block), T0 + 7 + 3 * block);
         wheel.insert_at(2, 0, Every::new(T0 + 9, 2 * block), T0 + 9 + 2 * block);
         wheel.insert_at(3, 0, Every::new(T0, 1), T0 + 1);
         let fired = advance(&mut wheel, T0 + 7 * block);
-        let mut expected = vec![T0 + 1, T0 + 9 + 2 * block, T0 + 7 + 3 * block, T0 + 9 + 4 * block, T0 + 7 + 6 * block, T0 + 9 + 6 * block];
-        expected.sort_unstable();
-        let fired_times = times(&fired);
-        assert_eq!(fired_times.len(), 7);
-        assert_eq!(fired_times[0], T0 + 1);
-        assert!(fired[1].truncated && fired[1].scheduled_ms == T0 + 2, "period-1 entry truncates at the limit of 2");
-        let rest: Vec<i64> = fired_times[2..].to_vec();
-        assert_eq!(rest, expected[1..].to_vec());
-        let _ = wheel.next_deadline();
-        wheel.check_invariants();
-        // Stand-in: the limit used above is set here.
-        fn wheel_with_limit() {}
-        wheel_with_limit();
+        let truncated = |job_id, scheduled_ms| Fire { job_id, schedule_index: 0, scheduled_ms, truncated: true };
+        assert_eq!(
+            fired,
+            vec![
+                fire(3, 0, T0 + 1),
+                truncated(3, T0 + 2),
+                fire(2, 0, T0 + 9 + 2 * block),
+                fire(1, 0, T0 + 7 + 3 * block),
+                truncated(2, T0 + 9 + 4 * block),
+                fire(1, 0, T0 + 7 + 6 * block),
+            ]
+        );
+        assert_eq!(wheel.deadline_of(1, 0), Some(T0 + 7 + 9 * block));
+        assert_eq!(wheel.deadline_of(2, 0), Some(T0 + 9 + 8 * block));
+        assert_eq!(wheel.deadline_of(3, 0), Some(T0 + 7 * block + 1));
+        assert_eq!(wheel.next_deadline(), Some(T0 + 7 * block + 1));
     }
 
     #[test]
@@ -1399,15 +1402,31 @@ mod tests {
 
     #[test]
     fn extreme_instants() {
-        let mut wheel = Wheel::new(i64::MIN);
+        let mut wheel = Wheel::with_catchup_limit(i64::MIN, 3);
         wheel.insert_at(1, 0, Every::new(0, 1), i64::MIN);
         wheel.insert_at(2, 0, Every::new(0, 7), i64::MAX);
         wheel.insert_at(3, 0, Every::new(0, 7), -1);
         assert_eq!(wheel.next_deadline(), Some(i64::MIN));
         wheel.check_invariants();
-        let fired = advance(&mut wheel, i64::MIN + 1);
-        assert_eq!(times(&fired), vec![i64::MIN]);
-        assert_eq!(wheel.remove(1, 0), false, "Every(0, 1) after i64::MIN jumps to i64::MIN + 1? no: it stays armed");
+        assert_eq!(times(&advance(&mut wheel, i64::MIN + 1)), vec![i64::MIN, i64::MIN + 1]);
+        assert_eq!(wheel.deadline_of(1, 0), Some(i64::MIN + 2));
+        // Past i64::MAX the schedules end, so everything is dropped after its last fire.
+        let fired = advance(&mut wheel, i64::MAX);
+        assert_eq!(
+            fired.iter().map(|fire| (fire.job_id, fire.scheduled_ms, fire.truncated)).collect::<Vec<_>>(),
+            vec![
+                (1, i64::MIN + 2, false),
+                (1, i64::MIN + 3, false),
+                (1, i64::MIN + 4, true),
+                (3, -1, false),
+                (3, 6, false),
+                (3, 13, true),
+                (2, i64::MAX, false),
+            ]
+        );
+        assert!(wheel.is_empty());
+        assert_eq!(wheel.next_deadline(), None);
+        assert!(advance(&mut wheel, i64::MAX).is_empty());
     }
 
     /// xorshift64*: small, deterministic, good enough to drive workloads.

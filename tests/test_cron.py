@@ -45,7 +45,6 @@ EDGE_CASES = [
     # The day-field rule: OR when both are restricted, AND when one starts with * or is ?.
     ("0 0 13 * FRI", utc(2024, 9, 1), [utc(2024, 9, 6), utc(2024, 9, 13), utc(2024, 9, 20)]),
     ("0 0 */2 * 1", utc(2024, 1, 2), [utc(2024, 1, 15), utc(2024, 1, 29), utc(2024, 2, 5)]),
-    ("0 0 13 ? FRI", utc(2024, 9, 1), [utc(2024, 9, 13), utc(2024, 12, 13)]),  # ? is *: AND
     ("0 0 ? * FRI", utc(2024, 9, 1), [utc(2024, 9, 6), utc(2024, 9, 13)]),
     ("0 0 13 * ?", utc(2024, 9, 1), [utc(2024, 9, 13), utc(2024, 10, 13)]),
     # Names, mixed with numbers, in any case.
@@ -159,6 +158,7 @@ BAD = [
     ("0 0 * FOO *", r'month: "FOO" is not valid here: expected a number 1-12 or a name JAN..DEC \(column 7\)'),
     ("*/0 * * * *", r"minute: step 0 is out of range 1-60 \(column 3\)"),
     ("? * * * *", r'"\?" is only allowed in the day fields'),
+    ("0 0 13 ? FRI", r'month: "\?" is only allowed in the day fields, not in the month field \(column 8\)'),
     ("0 0 * * MON#6", r"day-of-week: \"6\" after # must be 1-5 \(column 13\)"),
     ("@reboot", "@reboot is not a time schedule"),
     ("@fortnightly", 'unknown macro "@fortnightly"'),
