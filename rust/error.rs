@@ -31,15 +31,31 @@ impl FieldKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CronError {
     Empty,
-    FieldCount { found: usize },
-    UnknownMacro { token: String },
+    FieldCount {
+        found: usize,
+    },
+    UnknownMacro {
+        token: String,
+    },
     Reboot,
     /// A token that does not parse or is out of range: `reason` is the sentence after the field name.
-    Field { field: FieldKind, column: usize, reason: String },
+    Field {
+        field: FieldKind,
+        column: usize,
+        reason: String,
+    },
     /// The expression parses but names no day that exists (`0 0 30 2 *`).
-    NeverFires { expr: String },
-    UnknownZone { name: String, reason: String },
-    Interval { spec: String, reason: String },
+    NeverFires {
+        expr: String,
+    },
+    UnknownZone {
+        name: String,
+        reason: String,
+    },
+    Interval {
+        spec: String,
+        reason: String,
+    },
 }
 
 impl fmt::Display for CronError {

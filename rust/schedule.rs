@@ -7,10 +7,11 @@
 //!
 //! Instants are epoch seconds here; the wheel works in milliseconds and converts at `NextFire`.
 
+use std::sync::Arc;
+
 use crate::cron::{Cron, MAX_INSTANT, MIN_INSTANT};
 use crate::error::CronError;
-// WHEEL-PENDING use crate::wheel::NextFire;
-pub trait NextFire { fn next_fire_after_ms(&self, after_ms: i64) -> Option<i64>; } // WHEEL-PENDING
+use crate::wheel::NextFire;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Interval {
@@ -19,8 +20,7 @@ pub struct Interval {
 }
 
 /// The units an interval may be written in, largest first.
-const INTERVAL_UNITS: [(char, i64); 5] =
-    [('w', 604_800), ('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)];
+const INTERVAL_UNITS: [(char, i64); 5] = [('w', 604_800), ('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)];
 /// A period longer than this many seconds (about 100 years) is certainly a mistake.
 const MAX_PERIOD: i64 = 100 * 366 * 86_400;
 
@@ -78,7 +78,8 @@ impl Interval {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Schedule {
-    Cron(Cron),
+    /// Shared: a cron carries six field masks, and every wheel entry of a job points at one copy.
+    Cron(Arc<Cron>),
     Interval(Interval),
     Once(i64),
 }
@@ -127,7 +128,8 @@ mod tests {
 
     #[test]
     fn interval_errors_say_what_is_wrong() {
-        let message = |spec: &str| Interval::parse(spec, 0).map_err(|e| e.to_string()).err().unwrap_or_default();
+        let message =
+            |spec: &str| Interval::parse(spec, 0).map_err(|e| e.to_string()).err().unwrap_or_default();
         assert_eq!(message("5x"), "interval \"5x\": 'x' is not a unit: use s, m, h, d or w");
         assert_eq!(message("10"), "interval \"10\": the last number has no unit: use s, m, h, d or w");
         assert_eq!(message("0s"), "interval \"0s\": the period must be at least one second");

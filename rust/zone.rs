@@ -178,13 +178,7 @@ impl NamedZone {
             cursor = span.end;
         }
         starts.push(cursor);
-        NamedZone {
-            name: name.to_string(),
-            tz,
-            starts,
-            offsets,
-            offset_before_first: first.offset_before,
-        }
+        NamedZone { name: name.to_string(), tz, starts, offsets, offset_before_first: first.offset_before }
     }
 
     fn span_at(&self, instant: i64) -> Span {
@@ -201,12 +195,9 @@ impl NamedZone {
             None => Some(self.offset_before_first),
         };
         match (self.starts.get(index), self.starts.get(index + 1), self.offsets.get(index)) {
-            (Some(&start), Some(&end), Some(&offset)) => Span {
-                start,
-                end,
-                offset,
-                offset_before: offset_before.unwrap_or(offset),
-            },
+            (Some(&start), Some(&end), Some(&offset)) => {
+                Span { start, end, offset, offset_before: offset_before.unwrap_or(offset) }
+            }
             _ => jiff_span_at(&self.tz, instant),
         }
     }

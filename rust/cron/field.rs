@@ -87,10 +87,7 @@ fn echo(token: &str) -> String {
 /// Parses the text of one field starting at 1-based `column`.
 pub fn parse_field(kind: FieldKind, text: &str, column: usize) -> Result<Field, CronError> {
     let place = Place { kind, column };
-    let mut field = Field {
-        starred: text.starts_with('*') || text == "?",
-        ..Field::default()
-    };
+    let mut field = Field { starred: text.starts_with('*') || text == "?", ..Field::default() };
     let mut offset = 0;
     for term in text.split(',') {
         parse_term(&mut field, term, place.shifted(&text[..offset]))?;
@@ -135,7 +132,10 @@ fn parse_range(range: &str, has_step: bool, place: Place) -> Result<(u32, u32), 
         return Ok((min, top));
     }
     if range == "?" {
-        return Err(place.error(format!("\"?\" is only allowed in the day fields, not in the {} field", place.kind.name())));
+        return Err(place.error(format!(
+            "\"?\" is only allowed in the day fields, not in the {} field",
+            place.kind.name()
+        )));
     }
     match range.split_once('-') {
         Some((first, last)) => {
@@ -197,9 +197,7 @@ fn parse_number(text: &str) -> Option<u64> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(text.bytes().fold(0u64, |acc, digit| {
-        acc.saturating_mul(10).saturating_add(u64::from(digit - b'0'))
-    }))
+    Some(text.bytes().fold(0u64, |acc, digit| acc.saturating_mul(10).saturating_add(u64::from(digit - b'0'))))
 }
 
 fn echo_number(text: &str) -> String {
@@ -268,7 +266,9 @@ fn parse_weekday_special(field: &mut Field, term: &str, place: Place) -> Result<
     }
     let Some(day) = term.strip_suffix('L') else { return Ok(false) };
     if day.is_empty() {
-        return Err(place.error("\"L\" in day-of-week needs a weekday before it, as in 5L or FRIL".to_string()));
+        return Err(
+            place.error("\"L\" in day-of-week needs a weekday before it, as in 5L or FRIL".to_string())
+        );
     }
     let weekday = parse_value(day, place)? % 7;
     field.last_of_weekday |= 1 << weekday;

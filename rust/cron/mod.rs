@@ -375,3 +375,79 @@ fn prev_bit(mask: u64, from: u32) -> Option<u32> {
     let below = if from >= 63 { mask } else { mask & ((2u64 << from) - 1) };
     (below != 0).then(|| 63 - below.leading_zeros())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_error(expr: &str) -> String {
+        CronExpr::parse(expr).err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    fn wall(text: &str) -> i64 {
+        text.parse::<jiff::civil::DateTime>()
+            .map(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp().as_second()).unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn field_counts_and_columns() {
+        assert_eq!(parse_error(""), "empty cron expression: expected 5 or 6 fields");
+        assert!(parse_error("* * * *").ends_with("found 4"));
+        assert_eq!(parse_error("\t0  0 32 * *"), "day-of-month: 32 is out of range 1-31 (column 7)");
+        assert_eq!(parse_error("0 0 0 32 * *"), "day-of-month: 32 is out of range 1-31 (column 7)");
+        assert!(CronExpr::parse("*/5\t*  * * *").is_ok());
+    }
+
+    #[test]
+    fn macros_expand_and_reboot_is_refused() {
+        assert_eq!(CronExpr::parse("@daily"), CronExpr::parse("0 0 * * *"));
+        assert_eq!(CronExpr::parse(" @Yearly "), CronExpr::parse("0 0 1 1 *"));
+        assert!(parse_error("@reboot").starts_with("@reboot is not a time schedule"));
+        assert!(parse_error("@often").starts_with("unknown macro \"@often\""));
+    }
+
+    #[test]
+    fn impossible_days_are_refused_when_parsed() {
+        assert!(parse_error("0 0 30 2 *").contains("can never fire"));
+        assert!(parse_error("0 0 31 2,4,6,9,11 *").contains("can never fire"));
+        assert!(CronExpr::parse("0 0 29 2 *").is_ok());
+        assert!(CronExpr::parse("0 0 30 2 MON").is_ok(), "either day field may match");
+        assert!(CronExpr::parse("0 0 31W 4 *").is_err());
+        assert!(CronExpr::parse("0 0 L 2 *").is_ok());
+    }
+
+    #[test]
+    fn the_markers_of_the_two_rules() {
+        let expr = |text: &str| CronExpr::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(expr("0 0 */2 * 1").day_rule, DayRule::Both);
+        assert_eq!(expr("0 0 1 * ?").day_rule, DayRule::Both);
+        assert_eq!(expr("0 0 1,15 * 1").day_rule, DayRule::Either);
+        assert!(expr("30 2 * * *").fixed_time);
+        assert!(expr("*/5 30 2 * * *").fixed_time, "the seconds field does not count");
+        assert!(!expr("*/30 2 * * *").fixed_time);
+        assert!(!expr("0 * * * *").fixed_time);
+    }
+
+    #[test]
+    fn wall_searches_step_over_months_and_years() {
+        let leap_day = CronExpr::parse("0 0 29 2 *").unwrap();
+        assert_eq!(leap_day.next_wall(wall("2097-01-01T00:00:00")), Some(wall("2104-02-29T00:00:00")));
+        assert_eq!(leap_day.prev_wall(wall("2103-12-31T00:00:00")), Some(wall("2096-02-29T00:00:00")));
+        let every_second = CronExpr::parse("* * * * * *").unwrap();
+        let last = calendar::max_local_seconds();
+        assert_eq!(every_second.next_wall(last), Some(last));
+        assert_eq!(every_second.next_wall(last + 1), None);
+        assert_eq!(every_second.prev_wall(calendar::min_local_seconds() - 1), None);
+    }
+
+    #[test]
+    fn every_bit_helper_stays_in_range() {
+        assert_eq!(next_bit(0b1010, 2), Some(3));
+        assert_eq!(next_bit(0b1010, 4), None);
+        assert_eq!(next_bit(u64::MAX, 64), None);
+        assert_eq!(prev_bit(0b1010, 2), Some(1));
+        assert_eq!(prev_bit(0b1010, 0), None);
+        assert_eq!(prev_bit(1 << 63, 100), Some(63));
+    }
+}

@@ -11,6 +11,7 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -64,7 +65,7 @@ fn resolve_zone(py: Python<'_>, tz: Option<&Bound<'_, PyAny>>) -> PyResult<Resol
         let tzinfo = ZONE_INFO.import(py, "zoneinfo", "ZoneInfo")?.call1((name,))?;
         return Ok(ResolvedZone { zone, tzinfo: tzinfo.cast_into::<PyTzInfo>()?.unbind() });
     }
-    if tz.is(&PyTzInfo::utc(py)?) {
+    if tz.is(PyTzInfo::utc(py)?) {
         return Ok(ResolvedZone { zone: Zone::Utc, tzinfo: utc_tzinfo(py)? });
     }
     if let (Ok(tzinfo), Ok(key)) = (tz.cast::<PyTzInfo>(), tz.getattr("key")) {
@@ -112,7 +113,7 @@ fn moment_of(value: &Bound<'_, PyAny>, zone: &Zone) -> PyResult<Moment> {
             let instant = zone.instant_of_wall(wall, datetime.get_fold());
             return Ok(Moment { seconds: instant, fractional: micros != 0 });
         }
-        Some(tzinfo) if tzinfo.is(&PyTzInfo::utc(value.py())?) => 0,
+        Some(tzinfo) if tzinfo.is(PyTzInfo::utc(value.py())?) => 0,
         Some(_) => {
             let offset = datetime.call_method0("utcoffset")?;
             let delta = offset.cast::<PyDelta>()?;
@@ -264,7 +265,7 @@ impl FireIterator {
 #[pyclass(module = "fastcron._core", name = "Cron", extends = PyTrigger, frozen)]
 pub struct PyCron {
     expr: String,
-    cron: Cron,
+    cron: Arc<Cron>,
 }
 
 #[pymethods]
@@ -273,8 +274,9 @@ impl PyCron {
     #[pyo3(signature = (expr, tz = None))]
     fn new(py: Python<'_>, expr: &str, tz: Option<&Bound<'_, PyAny>>) -> PyResult<PyClassInitializer<Self>> {
         let resolved = resolve_zone(py, tz)?;
-        let cron = Cron { expr: crate::cron::CronExpr::parse(expr).map_err(|e| to_py_error(py, e))?, zone: resolved.zone.clone() };
-        let base = PyTrigger { schedule: Schedule::Cron(cron.clone()), zone: resolved.zone, tzinfo: resolved.tzinfo };
+        let parsed = crate::cron::CronExpr::parse(expr).map_err(|e| to_py_error(py, e))?;
+        let cron = Arc::new(Cron { expr: parsed, zone: resolved.zone.clone() });
+        let base = PyTrigger { schedule: Schedule::Cron(Arc::clone(&cron)), zone: resolved.zone, tzinfo: resolved.tzinfo };
         Ok(PyClassInitializer::from(base).add_subclass(PyCron { expr: expr.to_string(), cron }))
     }
 
