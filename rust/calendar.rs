@@ -44,12 +44,12 @@ pub fn days_in_month(year: i32, month: u32) -> u32 {
 
 /// Days since 1970-01-01 of a date (Howard Hinnant's algorithm: shift the year to start in
 /// March so the leap day is the last day of the shifted year).
-pub fn days_from_civil(year: i32, month: u32, day: u32) -> i64 {
-    let y = i64::from(year) - i64::from(month <= 2);
+pub const fn days_from_civil(year: i32, month: u32, day: u32) -> i64 {
+    let y = year as i64 - (month <= 2) as i64;
     let era = y.div_euclid(400);
     let year_of_era = y - era * 400;
-    let shifted_month = (i64::from(month) + 9) % 12;
-    let day_of_year = (153 * shifted_month + 2) / 5 + i64::from(day) - 1;
+    let shifted_month = (month as i64 + 9) % 12;
+    let day_of_year = (153 * shifted_month + 2) / 5 + day as i64 - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
 }
@@ -79,13 +79,16 @@ pub fn weekday(year: i32, month: u32, day: u32) -> u32 {
     weekday_from_days(days_from_civil(year, month, day))
 }
 
-/// Local seconds of the first instant of MIN_YEAR and the last second of MAX_YEAR.
+/// Local seconds of the first second of MIN_YEAR and the last second of MAX_YEAR.
+pub const MIN_LOCAL_SECONDS: i64 = days_from_civil(MIN_YEAR, 1, 1) * SECONDS_PER_DAY;
+pub const MAX_LOCAL_SECONDS: i64 = days_from_civil(MAX_YEAR, 12, 31) * SECONDS_PER_DAY + SECONDS_PER_DAY - 1;
+
 pub fn min_local_seconds() -> i64 {
-    days_from_civil(MIN_YEAR, 1, 1) * SECONDS_PER_DAY
+    MIN_LOCAL_SECONDS
 }
 
 pub fn max_local_seconds() -> i64 {
-    days_from_civil(MAX_YEAR, 12, 31) * SECONDS_PER_DAY + SECONDS_PER_DAY - 1
+    MAX_LOCAL_SECONDS
 }
 
 impl Civil {

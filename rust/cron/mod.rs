@@ -29,8 +29,6 @@ pub enum DayRule {
     Either,
 }
 
-/// Bits 1, 8, 15, 22, 29: the days of a month that share the weekday of the 1st.
-const SAME_WEEKDAY_AS_FIRST: u64 = 1 << 1 | 1 << 8 | 1 << 15 | 1 << 22 | 1 << 29;
 const ALL_WEEKDAYS: u64 = 0x7f;
 
 /// A parsed expression, zone-free.
@@ -48,6 +46,9 @@ pub struct CronExpr {
     pub fixed_time: bool,
     /// The expression had six fields.
     pub has_seconds: bool,
+    /// For each weekday of the 1st (0 = Sunday), the days 1..=31 whose weekday the plain
+    /// day-of-week values allow: the specials aside, a month's weekday mask is one lookup.
+    weekday_days: [u64; 7],
 }
 
 fn expand_macro(expr: &str) -> Result<Option<&'static str>, CronError> {
@@ -121,6 +122,7 @@ impl CronExpr {
             },
             fixed_time: !minute.starred && !hour.starred,
             has_seconds: fields.len() == 6,
+            weekday_days: weekday_days(day_of_week.values),
         };
         if !expr.can_fire() {
             return Err(CronError::NeverFires { expr: trimmed.chars().take(80).collect() });
@@ -143,6 +145,9 @@ impl CronExpr {
         let field = &self.day_of_month;
         let length = days_in_month(year, month);
         let mut days = field.values;
+        if !field.has_specials() {
+            return days & days_mask(length);
+        }
         if field.last_day {
             days |= 1 << length;
         }
@@ -164,19 +169,23 @@ impl CronExpr {
     fn week_days(&self, year: i32, month: u32) -> u64 {
         let field = &self.day_of_week;
         let length = days_in_month(year, month);
-        if field.values == ALL_WEEKDAYS {
-            return days_mask(length);
-        }
         let first_weekday = calendar::weekday(year, month, 1);
+        let mut days = self.weekday_days.get(first_weekday as usize).copied().unwrap_or(0);
+        if field.has_specials() {
+            days |= self.special_week_days(year, month, first_weekday, length);
+        }
+        days & days_mask(length)
+    }
+
+    /// The days `nL` and `n#k` pick in a month whose 1st is `first_weekday`.
+    fn special_week_days(&self, year: i32, month: u32, first_weekday: u32, length: u32) -> u64 {
+        let field = &self.day_of_week;
         let first_day_of = |weekday: u32| 1 + (weekday + 7 - first_weekday) % 7;
+        let last_weekday = calendar::weekday(year, month, length);
         let mut days = 0;
         for weekday in 0..7 {
             let bit = 1u64 << weekday;
-            if field.values & bit != 0 {
-                days |= SAME_WEEKDAY_AS_FIRST << (first_day_of(weekday) - 1);
-            }
             if field.last_of_weekday & bit != 0 {
-                let last_weekday = calendar::weekday(year, month, length);
                 days |= 1 << (length - (last_weekday + 7 - weekday) % 7);
             }
             for (nth, bits) in (0u32..).zip(field.nth_weekday) {
@@ -185,7 +194,7 @@ impl CronExpr {
                 }
             }
         }
-        days & days_mask(length)
+        days
     }
 
     /// The days of a month that match, as bits 1..=31.
@@ -210,6 +219,7 @@ impl CronExpr {
             return None;
         }
         let mut at = Civil::from_local_seconds(from);
+        let mut days = MonthDays::default();
         loop {
             if at.year > MAX_YEAR {
                 return None;
@@ -221,7 +231,7 @@ impl CronExpr {
             if month != at.month {
                 at = Civil { year: at.year, month, day: 1, ..MIDNIGHT };
             }
-            let Some(day) = next_bit(self.day_mask(at.year, at.month), at.day) else {
+            let Some(day) = next_bit(days.of(self, at.year, at.month), at.day) else {
                 at = first_of_next_month(at);
                 continue;
             };
@@ -229,21 +239,21 @@ impl CronExpr {
                 at = Civil { day, hour: 0, minute: 0, second: 0, ..at };
             }
             let Some(hour) = next_bit(self.hour.values, at.hour) else {
-                at = second_after(Civil { hour: 23, minute: 59, second: 59, ..at })?;
+                at = next_day(at);
                 continue;
             };
             if hour != at.hour {
                 at = Civil { hour, minute: 0, second: 0, ..at };
             }
             let Some(minute) = next_bit(self.minute.values, at.minute) else {
-                at = second_after(Civil { minute: 59, second: 59, ..at })?;
+                at = next_hour(at);
                 continue;
             };
             if minute != at.minute {
                 at = Civil { minute, second: 0, ..at };
             }
             let Some(second) = next_bit(self.second.values, at.second) else {
-                at = second_after(Civil { second: 59, ..at })?;
+                at = next_minute(at);
                 continue;
             };
             return Some(Civil { second, ..at }.to_local_seconds());
@@ -256,6 +266,7 @@ impl CronExpr {
             return None;
         }
         let mut at = Civil::from_local_seconds(from);
+        let mut days = MonthDays::default();
         loop {
             if at.year < MIN_YEAR {
                 return None;
@@ -268,7 +279,7 @@ impl CronExpr {
                 let day = days_in_month(at.year, month);
                 at = Civil { year: at.year, month, day, ..LAST_SECOND };
             }
-            let Some(day) = prev_bit(self.day_mask(at.year, at.month), at.day) else {
+            let Some(day) = prev_bit(days.of(self, at.year, at.month), at.day) else {
                 at = last_of_previous_month(at);
                 continue;
             };
@@ -276,25 +287,43 @@ impl CronExpr {
                 at = Civil { day, hour: 23, minute: 59, second: 59, ..at };
             }
             let Some(hour) = prev_bit(self.hour.values, at.hour) else {
-                at = second_before(Civil { hour: 0, minute: 0, second: 0, ..at })?;
+                at = previous_day(at);
                 continue;
             };
             if hour != at.hour {
                 at = Civil { hour, minute: 59, second: 59, ..at };
             }
             let Some(minute) = prev_bit(self.minute.values, at.minute) else {
-                at = second_before(Civil { minute: 0, second: 0, ..at })?;
+                at = previous_hour(at);
                 continue;
             };
             if minute != at.minute {
                 at = Civil { minute, second: 59, ..at };
             }
             let Some(second) = prev_bit(self.second.values, at.second) else {
-                at = second_before(Civil { second: 0, ..at })?;
+                at = previous_minute(at);
                 continue;
             };
             return Some(Civil { second, ..at }.to_local_seconds());
         }
+    }
+}
+
+/// The matching days of the month a search is in, computed once per month visited: a search
+/// that rolls over several days of one month asks for the same mask again and again.
+#[derive(Default)]
+struct MonthDays {
+    year: i32,
+    month: u32,
+    days: u64,
+}
+
+impl MonthDays {
+    fn of(&mut self, expr: &CronExpr, year: i32, month: u32) -> u64 {
+        if (self.year, self.month) != (year, month) {
+            *self = MonthDays { year, month, days: expr.day_mask(year, month) };
+        }
+        self.days
     }
 }
 
@@ -334,16 +363,66 @@ fn last_of_previous_month(at: Civil) -> Civil {
     }
 }
 
-/// The wall time one second later, or None past the last supported second.
-fn second_after(at: Civil) -> Option<Civil> {
-    let next = at.to_local_seconds() + 1;
-    (next <= calendar::max_local_seconds()).then(|| Civil::from_local_seconds(next))
+// Rolling over to the next or previous unit edits the fields directly instead of converting
+// through local seconds: the searches stay free of calendar arithmetic until they return. A day
+// past the month's end (or before its start) is left for the day search, which moves on to the
+// next (previous) month.
+
+fn next_day(at: Civil) -> Civil {
+    Civil { day: at.day + 1, hour: 0, minute: 0, second: 0, ..at }
 }
 
-/// The wall time one second earlier, or None before the first supported second.
-fn second_before(at: Civil) -> Option<Civil> {
-    let previous = at.to_local_seconds() - 1;
-    (previous >= calendar::min_local_seconds()).then(|| Civil::from_local_seconds(previous))
+fn next_hour(at: Civil) -> Civil {
+    if at.hour >= 23 {
+        next_day(at)
+    } else {
+        Civil { hour: at.hour + 1, minute: 0, second: 0, ..at }
+    }
+}
+
+fn next_minute(at: Civil) -> Civil {
+    if at.minute >= 59 {
+        next_hour(at)
+    } else {
+        Civil { minute: at.minute + 1, second: 0, ..at }
+    }
+}
+
+fn previous_day(at: Civil) -> Civil {
+    if at.day <= 1 {
+        last_of_previous_month(at)
+    } else {
+        Civil { day: at.day - 1, hour: 23, minute: 59, second: 59, ..at }
+    }
+}
+
+fn previous_hour(at: Civil) -> Civil {
+    if at.hour == 0 {
+        previous_day(at)
+    } else {
+        Civil { hour: at.hour - 1, minute: 59, second: 59, ..at }
+    }
+}
+
+fn previous_minute(at: Civil) -> Civil {
+    if at.minute == 0 {
+        previous_hour(at)
+    } else {
+        Civil { minute: at.minute - 1, second: 59, ..at }
+    }
+}
+
+/// For each weekday of a month's 1st, the days 1..=31 falling on a weekday in `weekdays`.
+fn weekday_days(weekdays: u64) -> [u64; 7] {
+    let mut table = [0u64; 7];
+    for (first_weekday, days) in (0u32..).zip(table.iter_mut()) {
+        for day in 1..=31u32 {
+            if weekdays & (1 << ((first_weekday + day - 1) % 7)) != 0 {
+                *days |= 1 << day;
+            }
+        }
+    }
+    table
 }
 
 /// Bits 1..=length.

@@ -37,38 +37,57 @@ impl Cron {
     /// The first fire time strictly after `after` (epoch seconds).
     pub fn next_after(&self, after: i64) -> Option<i64> {
         let mut instant = after.checked_add(1)?.max(MIN_INSTANT);
-        while instant <= MAX_INSTANT {
-            let span = self.zone.span_at(instant);
-            let wall = self.expr.next_wall(instant + span.offset)?;
+        let mut span = self.zone.span_at(instant);
+        let mut from_wall = instant + span.offset;
+        // Invariant: `wall` is the first match at or after `from_wall`, and no instant in
+        // [after + 1, instant) fires.
+        let mut wall = self.expr.next_wall(from_wall)?;
+        loop {
             let candidate = wall - span.offset;
             if candidate < span.end {
                 if self.expr.fixed_time && span.repeats_wall(wall) {
                     // A fixed-time job already ran at this wall time before the clock went back.
                     instant = span.start.saturating_add(span.offset_before - span.offset);
+                    from_wall = instant + span.offset;
+                    wall = self.expr.next_wall(from_wall)?;
                     continue;
                 }
                 return (candidate <= MAX_INSTANT).then_some(candidate);
             }
-            let next_span = self.zone.span_at(span.end);
-            if self.expr.fixed_time && next_span.skipped_wall(wall) {
+            if span.end > MAX_INSTANT {
+                return None;
+            }
+            let next_instant = skip_forward(instant, span.end, candidate);
+            let next_span = self.zone.span_at(next_instant);
+            if self.expr.fixed_time && next_instant == span.end && next_span.skipped_wall(wall) {
                 return Some(span.end);
             }
-            instant = span.end;
+            let next_from_wall = next_instant + next_span.offset;
+            if next_from_wall < from_wall || next_from_wall > wall {
+                // The clock went back over walls not yet searched, or forward past the match.
+                wall = self.expr.next_wall(next_from_wall)?;
+            }
+            (instant, span, from_wall) = (next_instant, next_span, next_from_wall);
         }
-        None
     }
 
     /// The last fire time strictly before `before` (epoch seconds).
     pub fn prev_before(&self, before: i64) -> Option<i64> {
         let mut instant = before.checked_sub(1)?.min(MAX_INSTANT);
-        while instant >= MIN_INSTANT {
-            let span = self.zone.span_at(instant);
-            let wall = self.expr.prev_wall(instant + span.offset)?;
+        let mut span = self.zone.span_at(instant);
+        let mut from_wall = instant + span.offset;
+        // Invariant: `wall` is the last match at or before `from_wall`, and no instant in
+        // (instant, before) fires.
+        let mut wall = self.expr.prev_wall(from_wall)?;
+        loop {
             let candidate = wall - span.offset;
             if candidate >= span.start {
                 if self.expr.fixed_time && span.repeats_wall(wall) {
                     // Its first occurrence lies in the span before the fold.
                     instant = span.start.checked_sub(1)?;
+                    span = self.zone.span_at(instant);
+                    from_wall = instant + span.offset;
+                    wall = self.expr.prev_wall(from_wall)?;
                     continue;
                 }
                 return (candidate >= MIN_INSTANT).then_some(candidate);
@@ -76,9 +95,17 @@ impl Cron {
             if self.expr.fixed_time && span.skipped_wall(wall) {
                 return Some(span.start);
             }
-            instant = span.start.checked_sub(1)?;
+            if span.start <= MIN_INSTANT {
+                return None;
+            }
+            let next_instant = skip_backward(instant, span.start - 1, candidate);
+            let next_span = self.zone.span_at(next_instant);
+            let next_from_wall = next_instant + next_span.offset;
+            if next_from_wall > from_wall || next_from_wall < wall {
+                wall = self.expr.prev_wall(next_from_wall)?;
+            }
+            (instant, span, from_wall) = (next_instant, next_span, next_from_wall);
         }
-        None
     }
 
     /// Whether `instant` is a fire time.
@@ -90,6 +117,34 @@ impl Cron {
     pub fn wall_of(&self, instant: i64) -> (Civil, Span) {
         let span = self.zone.span_at(instant);
         (Civil::from_local_seconds(instant + span.offset), span)
+    }
+}
+
+/// No zone's offset changes by a day or more at once; instants this far from a transition cannot
+/// see walls that the transition repeats or skips near the search's start.
+const SKIP_MARGIN: i64 = 2 * 86_400;
+
+/// Where a forward search resumes once the current span (ending at `span_end`) has no match and
+/// the match under the current offset lies at `candidate`. Normally the next span; but when the
+/// span ends well after the search point, every span before `candidate - SKIP_MARGIN` only
+/// shows walls between the searched-from wall and the match (no fold reaches back that far), so
+/// none of them fires and the search jumps straight there. This keeps `0 0 29 2 *` in a DST zone
+/// from visiting every transition of the years between leap days.
+fn skip_forward(instant: i64, span_end: i64, candidate: i64) -> i64 {
+    if span_end.saturating_sub(instant) >= SKIP_MARGIN / 2 {
+        span_end.max(candidate.saturating_sub(SKIP_MARGIN))
+    } else {
+        span_end
+    }
+}
+
+/// The mirror of `skip_forward` for backward searches; `span_last` is the last instant before the
+/// current span.
+fn skip_backward(instant: i64, span_last: i64, candidate: i64) -> i64 {
+    if instant.saturating_sub(span_last) >= SKIP_MARGIN / 2 {
+        span_last.min(candidate.saturating_add(SKIP_MARGIN))
+    } else {
+        span_last
     }
 }
 
@@ -266,5 +321,56 @@ mod tests {
         );
         // Chatham (+12:45/+13:45) repeats 02:45-03:45 on 2024-04-07.
         check("0 3 * * *", "Pacific/Chatham", "2024-04-06T00:00:00Z", &["2024-04-06T13:15:00Z"]);
+    }
+
+    /// Every fire in [from, until) by brute force, minute by minute, straight from the rule:
+    /// a non-fixed expression fires at every instant whose wall time matches; a fixed-time one at
+    /// the first occurrence of each matching wall time and at a forward jump that skips one.
+    fn brute_force(cron: &Cron, from: i64, until: i64) -> Vec<i64> {
+        let mut fires = Vec::new();
+        let mut instant = from;
+        while instant < until {
+            let (wall, span) = cron.wall_of(instant);
+            let matches = cron.expr.matches_wall(wall);
+            let skipped_match = cron.expr.fixed_time
+                && instant == span.start
+                && (span.start + span.offset_before..span.start + span.offset)
+                    .step_by(60)
+                    .any(|gap_wall| cron.expr.matches_wall(Civil::from_local_seconds(gap_wall)));
+            let first_pass = !(cron.expr.fixed_time && span.is_second_occurrence(instant));
+            if (matches && first_pass) || skipped_match {
+                fires.push(instant);
+            }
+            instant += 60;
+        }
+        fires
+    }
+
+    #[test]
+    fn searches_agree_with_brute_force_across_years_of_transitions() {
+        let expressions = ["30 2 * * *", "0 0 29 2 *", "*/30 * * * *", "15 1 * * 0", "0 0 * * *", "45 23 L * *"];
+        let zones = ["America/New_York", "Australia/Lord_Howe", "Pacific/Chatham", "America/Santiago", "Europe/Dublin"];
+        let (from, until) = (ts("2023-01-01T00:00:00Z"), ts("2029-01-01T00:00:00Z"));
+        for zone in zones {
+            for expr in expressions {
+                let cron = cron(expr, zone);
+                let expected = brute_force(&cron, from, until);
+                let mut forward = Vec::new();
+                let mut at = from - 1;
+                while let Some(next) = cron.next_after(at).filter(|&next| next < until) {
+                    forward.push(next);
+                    at = next;
+                }
+                assert_eq!(forward, expected, "{expr} in {zone}, forward");
+                let mut backward = Vec::new();
+                let mut at = until;
+                while let Some(prev) = cron.prev_before(at).filter(|&prev| prev >= from) {
+                    backward.push(prev);
+                    at = prev;
+                }
+                backward.reverse();
+                assert_eq!(backward, expected, "{expr} in {zone}, backward");
+            }
+        }
     }
 }
