@@ -103,7 +103,7 @@ class Wheel:
     It re-arms schedules itself, so ``advance`` costs Python work only for the fires it returns.
     """
 
-    def __init__(self, now_ms: int) -> None: ...
+    def __init__(self, now_ms: int, catchup_limit: int = 1024) -> None: ...
     def insert(self, job_id: int, schedule_index: int, schedule: Trigger, after_ms: int) -> int | None:
         """Arm at the schedule's first fire strictly after ``after_ms``; returns that deadline
         (ms), or None (and nothing is armed) if it never fires again. Replaces an existing entry."""
