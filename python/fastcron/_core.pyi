@@ -2,7 +2,9 @@
 
 from collections.abc import Iterator
 from datetime import datetime, tzinfo
-from typing import final
+from typing import Self, final
+
+from typing_extensions import disjoint_base
 
 __all__ = ["Cron", "FireIterator", "Interval", "Once", "Trigger", "Wheel", "__version__"]
 
@@ -11,6 +13,7 @@ __version__: str
 _Instant = datetime | int | float
 _Zone = str | tzinfo | None
 
+@disjoint_base
 class Trigger:
     """A schedule: when it fires. The base of ``Cron``, ``Interval`` and ``Once``.
 
@@ -26,19 +29,19 @@ class Trigger:
     @property
     def tzinfo(self) -> tzinfo:
         """The tzinfo results carry."""
-    def next_after(self, dt: _Instant, /) -> datetime | None:
+    def next_after(self, dt: _Instant) -> datetime | None:
         """The first fire time strictly after ``dt``, or None if the schedule never fires again."""
-    def prev_before(self, dt: _Instant, /) -> datetime | None:
+    def prev_before(self, dt: _Instant) -> datetime | None:
         """The last fire time strictly before ``dt``, or None if there is none."""
-    def matches(self, dt: _Instant, /) -> bool:
+    def matches(self, dt: _Instant) -> bool:
         """Whether the second that ``dt`` falls in is a fire time."""
-    def next_n(self, dt: _Instant, n: int, /) -> list[datetime]:
+    def next_n(self, dt: _Instant, n: int) -> list[datetime]:
         """The next ``n`` fire times after ``dt`` (fewer if the schedule ends)."""
-    def iter_after(self, dt: _Instant, /) -> FireIterator:
+    def iter_after(self, dt: _Instant) -> FireIterator:
         """Every fire time after ``dt``, lazily."""
-    def next_after_ts(self, ts: int, /) -> int | None:
+    def next_after_ts(self, ts: int) -> int | None:
         """The first fire strictly after Unix second ``ts``, as Unix seconds, or None."""
-    def prev_before_ts(self, ts: int, /) -> int | None:
+    def prev_before_ts(self, ts: int) -> int | None:
         """The last fire strictly before Unix second ``ts``, as Unix seconds, or None."""
     def describe(self) -> str:
         """The schedule in plain English."""
@@ -56,7 +59,7 @@ class Cron(Trigger):
     expression that can never fire. See docs/cron.md for the dialect and the DST rule.
     """
 
-    def __init__(self, expr: str, tz: _Zone = None) -> None: ...
+    def __new__(cls, expr: str, tz: _Zone = None) -> Self: ...
     @property
     def expr(self) -> str:
         """The expression as given."""
@@ -65,7 +68,7 @@ class Cron(Trigger):
         """Whether the expression has a seconds field."""
     def describe(self) -> str:
         """Plain English, e.g. "At 09:00, Monday through Friday"."""
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -75,25 +78,25 @@ class Interval(Trigger):
     ``start`` defaults to the Unix epoch, so intervals keep their phase across restarts.
     """
 
-    def __init__(self, every: str, start: _Instant | None = None, tz: _Zone = None) -> None: ...
+    def __new__(cls, every: str, start: _Instant | None = None, tz: _Zone = None) -> Self: ...
     @property
     def period(self) -> int:
         """The period in seconds."""
     @property
     def anchor(self) -> int:
         """The grid's anchor, Unix seconds."""
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
 class Once(Trigger):
     """A single instant (a naive datetime is a wall time in ``tz``)."""
 
-    def __init__(self, when: _Instant, tz: _Zone = None) -> None: ...
+    def __new__(cls, when: _Instant, tz: _Zone = None) -> Self: ...
     @property
     def at_ts(self) -> int:
         """The instant, Unix seconds."""
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -103,7 +106,9 @@ class Wheel:
     It re-arms schedules itself, so ``advance`` costs Python work only for the fires it returns.
     """
 
-    def __init__(self, now_ms: int, catchup_limit: int = 1024) -> None: ...
+    def __new__(cls, now_ms: int, catchup_limit: int = ...) -> Self:
+        """Start the wheel at ``now_ms``; ``catchup_limit`` (default 1024) caps the missed
+        instants one entry reports in one ``advance``."""
     def insert(self, job_id: int, schedule_index: int, schedule: Trigger, after_ms: int) -> int | None:
         """Arm at the schedule's first fire strictly after ``after_ms``; returns that deadline
         (ms), or None (and nothing is armed) if it never fires again. Replaces an existing entry."""
