@@ -30,10 +30,11 @@ use criterion::{black_box, Criterion};
 const EXPRESSIONS: [&str; 5] = ["* * * * *", "0 9 * * 1-5", "30 2 1 * *", "0 0 29 2 *", "*/15 * * * * *"];
 const ZONES: [&str; 2] = ["UTC", "America/New_York"];
 
-/// 2024-01-01T03:25:45Z, then every 606,133 s (about 7 days and 37 minutes): 52 starts covering a
-/// year, at varied times of day and never on a minute boundary. Same as compare_cron.py.
-const BASE: i64 = 1_704_067_200 + 12_345;
-const STEP: i64 = 606_133;
+/// 2024-01-01T03:25:37Z, then every 607,020 s (about 7 days and 37 minutes): 52 starts covering a
+/// year at every hour of the day, always at second 37 (never itself a fire time of the set). The
+/// same instants as compare_cron.py.
+const BASE: i64 = 1_704_067_200 + 12_337;
+const STEP: i64 = 607_020;
 const STARTS: i64 = 52;
 
 fn starts() -> Vec<i64> {
@@ -123,7 +124,9 @@ fn json_number_after(text: &str, from: usize, key: &str) -> Option<f64> {
 
 /// (full id, median ns, lower, upper) of every benchmark written since `since`.
 fn collect_medians(dir: &Path, since: SystemTime, out: &mut Vec<(String, f64, f64, f64)>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -180,8 +183,26 @@ fn main() {
     for (id, median, low, high) in &rows {
         println!("| `{id}` | {median:.1} ns | {low:.1} – {high:.1} ns |");
     }
+    // Two readings of "the median on the mixed set": the median of the ten per-case medians (a
+    // typical expression), and mixed/all (a call picked from the whole mix, so the slow cases
+    // weigh in by their cost).
+    let mut per_case: Vec<f64> =
+        rows.iter().filter(|(id, ..)| id.starts_with("next_after/")).map(|(_, m, ..)| *m).collect();
+    per_case.sort_by(f64::total_cmp);
+    if !per_case.is_empty() {
+        let n = per_case.len();
+        let mid = if n % 2 == 1 { per_case[n / 2] } else { (per_case[n / 2 - 1] + per_case[n / 2]) / 2.0 };
+        println!("\nmedian of the {n} per-case medians: {mid:.1} ns ({}).", verdict(mid));
+    }
     if let Some((_, median, ..)) = rows.iter().find(|(id, ..)| id == "mixed/all") {
-        let verdict = if *median <= 100.0 { "meets" } else { "MISSES" };
-        println!("\nmixed/all median {median:.1} ns: {verdict} the target of <= 100 ns per call.");
+        println!("mixed/all median: {median:.1} ns ({}).", verdict(*median));
+    }
+}
+
+fn verdict(ns: f64) -> &'static str {
+    if ns <= 100.0 {
+        "meets the target of <= 100 ns"
+    } else {
+        "MISSES the target of <= 100 ns"
     }
 }
