@@ -126,6 +126,7 @@ fn parse_term(field: &mut Field, term: &str, place: Place) -> Result<(), CronErr
 /// `*`, `?`, `a`, `a-b`; with a step, a lone `a` runs to the field's maximum.
 fn parse_range(range: &str, has_step: bool, place: Place) -> Result<(u32, u32), CronError> {
     let (min, max) = bounds(place.kind);
+    // `*` in day-of-week is the seven days 0..=6; Sunday's second name 7 would only repeat 0.
     let top = if place.kind == FieldKind::DayOfWeek { 6 } else { max };
     let day_field = matches!(place.kind, FieldKind::DayOfMonth | FieldKind::DayOfWeek);
     if range == "*" || (range == "?" && day_field) {
@@ -144,8 +145,9 @@ fn parse_range(range: &str, has_step: bool, place: Place) -> Result<(u32, u32), 
             Ok((low, high))
         }
         None => {
+            // `a/s` runs to the field's maximum: 7 in day-of-week, so `1/2` includes Sunday.
             let low = parse_value(range, place)?;
-            Ok((low, if has_step { top } else { low }))
+            Ok((low, if has_step { max } else { low }))
         }
     }
 }
@@ -311,6 +313,8 @@ mod tests {
         assert_eq!(parse(FieldKind::DayOfWeek, "FRI-MON").values, bits(&[5, 6, 0, 1]));
         assert_eq!(parse(FieldKind::DayOfWeek, "7-2").values, bits(&[0, 1, 2]));
         assert_eq!(parse(FieldKind::DayOfWeek, "*/2").values, bits(&[0, 2, 4, 6]));
+        assert_eq!(parse(FieldKind::DayOfWeek, "1/2").values, bits(&[1, 3, 5, 0]));
+        assert_eq!(parse(FieldKind::DayOfWeek, "7/2").values, bits(&[0]));
     }
 
     #[test]

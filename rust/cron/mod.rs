@@ -29,7 +29,6 @@ pub enum DayRule {
     Either,
 }
 
-const ALL_WEEKDAYS: u64 = 0x7f;
 
 /// A parsed expression, zone-free.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -130,11 +129,12 @@ impl CronExpr {
         Ok(expr)
     }
 
-    /// Whether some day in some year matches. Only ∧ with an unrestricted day-of-week can fail
-    /// (every weekday, `nL` and `n#k` occur in every month's calendar in some year), and then it
-    /// is enough to look at a leap year, where every month is as long as it ever gets.
+    /// Whether some day in some year matches. Only ∧ with a restricted day-of-month can fail:
+    /// every date falls on every weekday in some year, and every weekday, `nL` and `n#k` occur in
+    /// every month's calendar in some year. So it is enough that some allowed month has one of
+    /// the days asked for in a leap year, where every month is as long as it ever gets.
     fn can_fire(&self) -> bool {
-        if self.day_rule == DayRule::Either || self.day_of_week.values != ALL_WEEKDAYS {
+        if self.day_rule == DayRule::Either || self.day_of_month.starred {
             return true;
         }
         (1..=12).any(|month| self.month.values & (1 << month) != 0 && self.month_days(2000, month) != 0)
