@@ -31,6 +31,8 @@ impl FieldKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CronError {
     Empty,
+    /// Python handed over a str that is not Unicode (a lone surrogate).
+    NotText,
     FieldCount {
         found: usize,
     },
@@ -62,6 +64,9 @@ impl fmt::Display for CronError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CronError::Empty => write!(f, "empty cron expression: expected 5 or 6 fields"),
+            CronError::NotText => {
+                write!(f, "the expression is not valid Unicode text (it holds a lone surrogate)")
+            }
             CronError::FieldCount { found } => write!(
                 f,
                 "expected 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first, found {found}"

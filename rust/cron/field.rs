@@ -103,16 +103,15 @@ fn parse_term(field: &mut Field, term: &str, place: Place) -> Result<(), CronErr
     if term.is_empty() {
         return Err(place.error("empty list item".to_string()));
     }
-    let upper = term.to_ascii_uppercase();
-    if place.kind == FieldKind::DayOfMonth && parse_month_day_special(field, &upper, place)? {
+    if place.kind == FieldKind::DayOfMonth && parse_month_day_special(field, term, place)? {
         return Ok(());
     }
-    if place.kind == FieldKind::DayOfWeek && parse_weekday_special(field, &upper, place)? {
+    if place.kind == FieldKind::DayOfWeek && parse_weekday_special(field, term, place)? {
         return Ok(());
     }
-    let (range, step) = match upper.split_once('/') {
+    let (range, step) = match term.split_once('/') {
         Some((range, step)) => (range, Some((step, place.shifted(&term[..range.len() + 1])))),
-        None => (upper.as_str(), None),
+        None => (term, None),
     };
     let (low, high) = parse_range(range, step.is_some(), place)?;
     let step = match step {
@@ -178,7 +177,7 @@ fn parse_value(text: &str, place: Place) -> Result<u32, CronError> {
         FieldKind::DayOfWeek => &WEEKDAY_NAMES,
         _ => &[],
     };
-    if let Some(index) = names.iter().position(|name| *name == text) {
+    if let Some(index) = names.iter().position(|name| name.eq_ignore_ascii_case(text)) {
         let first = if place.kind == FieldKind::Month { 1 } else { 0 };
         return Ok(index as u32 + first);
     }
@@ -236,17 +235,17 @@ fn expand(kind: FieldKind, low: u32, high: u32, step: u32) -> u64 {
 
 /// `L`, `LW`, `nW`. Returns Ok(false) when the term is not one of them.
 fn parse_month_day_special(field: &mut Field, term: &str, place: Place) -> Result<bool, CronError> {
-    match term {
-        "L" => field.last_day = true,
-        "LW" => field.last_weekday = true,
-        _ => {
-            let Some(day) = term.strip_suffix('W') else { return Ok(false) };
-            if day.contains(['-', '/', '*']) {
-                return Err(place.error(format!("{} : W takes a single day, as in 15W", echo(term))));
-            }
-            let day = parse_value(day, place)?;
-            field.nearest_weekday |= 1 << day;
+    if term.eq_ignore_ascii_case("L") {
+        field.last_day = true;
+    } else if term.eq_ignore_ascii_case("LW") {
+        field.last_weekday = true;
+    } else {
+        let Some(day) = term.strip_suffix(['W', 'w']) else { return Ok(false) };
+        if day.contains(['-', '/', '*', ',']) {
+            return Err(place.error(format!("{}: W takes a single day, as in 15W", echo(term))));
         }
+        let day = parse_value(day, place)?;
+        field.nearest_weekday |= 1 << day;
     }
     Ok(true)
 }
@@ -266,7 +265,7 @@ fn parse_weekday_special(field: &mut Field, term: &str, place: Place) -> Result<
         }
         return Ok(true);
     }
-    let Some(day) = term.strip_suffix('L') else { return Ok(false) };
+    let Some(day) = term.strip_suffix(['L', 'l']) else { return Ok(false) };
     if day.is_empty() {
         return Err(
             place.error("\"L\" in day-of-week needs a weekday before it, as in 5L or FRIL".to_string())

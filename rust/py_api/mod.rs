@@ -17,7 +17,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
-    PyDateAccess, PyDateTime, PyDelta, PyDeltaAccess, PyTimeAccess, PyTuple, PyTzInfo,
+    PyDateAccess, PyDateTime, PyDelta, PyDeltaAccess, PyString, PyTimeAccess, PyTuple, PyTzInfo,
     PyTzInfoAccess,
 };
 
@@ -77,6 +77,16 @@ fn resolve_zone(py: Python<'_>, tz: Option<&Bound<'_, PyAny>>) -> PyResult<Resol
         "tz must be an IANA zone name, a zoneinfo.ZoneInfo or None, not {}",
         tz.get_type().name()?
     )))
+}
+
+/// The text of a str argument; a str that is not valid Unicode (a lone surrogate) is bad input,
+/// reported as `CronError` like any other unreadable expression.
+fn text_of<'a>(value: &'a Bound<'_, PyAny>) -> PyResult<std::borrow::Cow<'a, str>> {
+    let text = value.cast::<PyString>().map_err(|_| {
+        let type_name = value.get_type().name().map(|name| name.to_string()).unwrap_or_default();
+        PyTypeError::new_err(format!("a cron expression is a str, not {type_name}"))
+    })?;
+    text.to_cow().map_err(|_| to_py_error(value.py(), CronError::NotText))
 }
 
 /// An instant given from Python: whole epoch seconds (floored) and whether a fraction was dropped.
@@ -272,9 +282,10 @@ pub struct PyCron {
 impl PyCron {
     #[new]
     #[pyo3(signature = (expr, tz = None))]
-    fn new(py: Python<'_>, expr: &str, tz: Option<&Bound<'_, PyAny>>) -> PyResult<PyClassInitializer<Self>> {
+    fn new(py: Python<'_>, expr: &Bound<'_, PyAny>, tz: Option<&Bound<'_, PyAny>>) -> PyResult<PyClassInitializer<Self>> {
+        let expr = text_of(expr)?;
         let resolved = resolve_zone(py, tz)?;
-        let parsed = crate::cron::CronExpr::parse(expr).map_err(|e| to_py_error(py, e))?;
+        let parsed = crate::cron::CronExpr::parse(&expr).map_err(|e| to_py_error(py, e))?;
         let cron = Arc::new(Cron { expr: parsed, zone: resolved.zone.clone() });
         let base = PyTrigger { schedule: Schedule::Cron(Arc::clone(&cron)), zone: resolved.zone, tzinfo: resolved.tzinfo };
         Ok(PyClassInitializer::from(base).add_subclass(PyCron { expr: expr.to_string(), cron }))
