@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastcron._runtime_errors import ConfigError
+from fastcron.errors import ConfigError
 
 __all__ = [
     "UTC",

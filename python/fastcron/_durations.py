@@ -10,7 +10,7 @@ import math
 import re
 from datetime import timedelta
 
-from fastcron._runtime_errors import ConfigError
+from fastcron.errors import ConfigError
 
 __all__ = ["DurationLike", "format_ms", "parse_duration"]
 

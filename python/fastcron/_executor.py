@@ -13,8 +13,9 @@ import asyncio
 import contextvars
 import functools
 import os
+import queue
+import threading
 from collections.abc import Callable, Coroutine, Generator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 __all__ = ["ThreadRunner", "resume_in_task"]
@@ -73,18 +74,27 @@ def _default_threads() -> int:
     return min(32, (os.cpu_count() or 1) + 4)
 
 
-class ThreadRunner:
-    """A lazily created, bounded ``ThreadPoolExecutor`` for sync jobs.
+_STOP: Any = None
 
-    When every worker is busy, further runs wait in the pool's queue; they still count as running
-    for overlap and concurrency purposes, which is what a caller of a busy job expects.
+
+class ThreadRunner:
+    """A bounded pool of *daemon* threads for sync jobs, started lazily, one per concurrent call up
+    to ``max_threads``.
+
+    Not ``ThreadPoolExecutor``: its threads are joined when the interpreter exits, so one hung job
+    would keep a stopped scheduler's process alive forever. A thread cannot be killed; after
+    ``stop(grace)`` a hung one is abandoned and dies with the process. When every thread is busy,
+    calls wait in a FIFO queue; they count as running for overlap and concurrency purposes.
     """
 
-    __slots__ = ("_pool", "max_threads", "pending")
+    __slots__ = ("_idle", "_lock", "_queue", "_threads", "max_threads", "pending")
 
     def __init__(self, max_threads: int | None = None) -> None:
         self.max_threads = max_threads or _default_threads()
-        self._pool: ThreadPoolExecutor | None = None
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
         self.pending: set[asyncio.Future[Any]] = set()
 
     def submit(
@@ -94,18 +104,69 @@ class ThreadRunner:
         args: tuple[Any, ...],
         kwargs: Mapping[str, Any],
     ) -> asyncio.Future[Any]:
-        """Run ``func(*args, **kwargs)`` in the pool, in a copy of the caller's context."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.max_threads, thread_name_prefix="fastcron-job")
+        """Run ``func(*args, **kwargs)`` in a worker, in a copy of the caller's context; the
+        returned future settles on ``loop``."""
+        future: asyncio.Future[Any] = loop.create_future()
         context = contextvars.copy_context()
-        call = functools.partial(context.run, func, *args, **kwargs)
-        future = loop.run_in_executor(self._pool, call)
+        self._queue.put((future, loop, functools.partial(context.run, func, *args, **kwargs)))
+        with self._lock:
+            if self._idle > 0:
+                self._idle -= 1  # that worker will take it
+            elif self._threads < self.max_threads:
+                self._threads += 1
+                threading.Thread(target=self._work, name=f"fastcron-job-{self._threads}", daemon=True).start()
         self.pending.add(future)
         future.add_done_callback(self.pending.discard)
         return future
 
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            future, loop, call = item
+            if future.cancelled():
+                self._went_idle()
+                continue
+            try:
+                result = call()
+            except BaseException as exc:  # noqa: BLE001 - delivered to the awaiting side
+                _deliver(loop, future, None, exc)
+            else:
+                _deliver(loop, future, result, None)
+            self._went_idle()
+
+    def _went_idle(self) -> None:
+        with self._lock:
+            self._idle += 1
+
     def shutdown(self) -> None:
-        """Stop taking work; queued calls are cancelled, running threads finish on their own."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        """Stop taking work: queued calls are cancelled, idle workers exit, busy ones exit when
+        their call returns (or with the process)."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                item[1].call_soon_threadsafe(item[0].cancel)
+        with self._lock:
+            for _ in range(self._threads):
+                self._queue.put(_STOP)
+            self._threads = 0
+            self._idle = 0
+
+
+def _deliver(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    def settle() -> None:
+        if future.done():
+            return
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    try:
+        loop.call_soon_threadsafe(settle)
+    except RuntimeError:  # the loop is closed: nobody is waiting any more
+        pass

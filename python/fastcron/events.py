@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any, Final, Literal
 
 from fastcron._clock import from_ms
-from fastcron._runtime_errors import ConfigError
+from fastcron.errors import ConfigError
 from fastcron.job import JobResult
 
 __all__ = [

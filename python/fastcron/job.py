@@ -3,8 +3,10 @@ produces (``JobContext``, ``JobResult``, ``Run``).
 
 A ``Job`` is an immutable definition, validated once when it is declared, so a typo in an option
 fails at import time with the job's name in the message, not at 3 a.m. when it first fires.
-Every job option lives in one slot of ``Job``; runtime state (counters, running runs) is the
-scheduler's business, which keeps a registered job small (the benchmark target is under 1 KB).
+A job holds only what is its own (function, name, schedules); its options live in a shared
+``JobOptions`` (jobs declared alike hold one object) and what is known about its function in a
+shared ``FuncInfo``. Runtime state (counters, running runs) is the scheduler's business. That
+keeps a registered job small (the target is under 1 KB) and declaring 100k of them cheap.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import dis
 import functools
 import inspect
 import json
-import re
 import logging
+import re
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
@@ -25,7 +28,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, get_args
 from fastcron import _core
 from fastcron._clock import from_ms, resolve_tz, sleep_until, to_ms
 from fastcron._durations import DurationLike, format_ms, parse_duration
-from fastcron._runtime_errors import ConfigError
+from fastcron.errors import ConfigError
+from fastcron.triggers import parse_schedule
 
 if TYPE_CHECKING:
     from fastcron.registry import Registry
@@ -38,6 +42,7 @@ __all__ = [
     "Schedule",
     "job",
     "make_job",
+    "make_jobs",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,8 +52,7 @@ Trigger = Literal["schedule", "manual", "retry", "catch-up"]
 RunStatus = Literal[
     "pending", "queued", "running", "retrying", "succeeded", "failed", "timed_out", "cancelled", "skipped", "missed"
 ]
-ScheduleKind = _core.Cron | _core.Interval | _core.Once
-ScheduleLike = "str | _core.Cron | _core.Interval | _core.Once | datetime | Schedule"
+ScheduleKind = _core.Trigger  # Cron, Interval or Once
 
 OVERLAP_POLICIES: Final = ("skip", "queue", "replace", "allow")
 CATCHUP_POLICIES: Final = ("skip", "latest", "all")
@@ -105,34 +109,28 @@ class JobResult:
         return {"message": self.message, "processed": self.processed, "failed": self.failed}
 
 
-class Job:
-    """A validated job definition. Build one with ``@job`` or ``make_job``; it never changes.
+class JobOptions:
+    """A job's validated options, shared: jobs declared with equal options hold one object.
 
-    ``schedules`` is empty for a manual job. Durations are held in ms (``timeout_ms`` ...), the
-    zone both as the IANA name the core takes (``tz``) and as a tzinfo for rendering (``tzinfo``).
+    Durations are in ms; the zone is held both as the IANA name the core takes (``tz``) and as a
+    tzinfo for rendering (``tzinfo``). ``eager`` is the option as given (None: decide per function).
     """
 
     __slots__ = (
         "catchup",
         "cooldown_after",
         "cooldown_ms",
-        "ctx_param",
-        "description",
         "eager",
         "enabled",
-        "func",
-        "is_async",
         "jitter_ms",
         "max_concurrency",
         "misfire_grace_ms",
-        "name",
         "overlap",
         "retries",
         "retry_backoff",
         "retry_delay_ms",
         "retry_jitter",
         "retry_max_delay_ms",
-        "schedules",
         "tags",
         "tenants",
         "timeout_ms",
@@ -140,13 +138,9 @@ class Job:
         "tzinfo",
     )
 
-    func: Callable[..., Any]
-    name: str
-    description: str | None
     enabled: bool
     tz: str | None
     tzinfo: tzinfo | None
-    schedules: tuple[BoundSchedule, ...]
     retries: int
     retry_delay_ms: int
     retry_backoff: float
@@ -162,13 +156,96 @@ class Job:
     cooldown_after: int | None
     cooldown_ms: int
     tenants: Callable[[], Any] | None
-    is_async: bool
-    eager: bool
-    ctx_param: str | None
+    eager: bool | None
 
     def __init__(self, **fields: Any) -> None:
         for key, value in fields.items():
             object.__setattr__(self, key, value)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError(f"job options are shared and immutable ({key!r})")
+
+
+class FuncInfo:
+    """What fastcron needs to know about a job function, worked out once per function."""
+
+    __slots__ = ("args_checked", "ctx_param", "docstring", "is_async", "never_suspends", "signature", "site")
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self.is_async = _is_async(func)
+        self.never_suspends = never_suspends(func)
+        self.ctx_param, self.signature = _ctx_parameter(func)
+        self.docstring = _docstring(func)
+        self.site = definition_site(func)
+        self.args_checked = False  # the call with no schedule arguments was checked
+
+
+class Job:
+    """A validated job definition. Build one with ``@job`` or ``make_job``; it never changes.
+
+    It holds what is particular to the job (function, name, schedules) and refers to shared
+    ``JobOptions`` (``opts``) and ``FuncInfo`` (``info``), whose fields read as the job's own
+    (``job.retries``, ``job.is_async``). ``schedules`` is empty for a manual job.
+    """
+
+    __slots__ = ("description", "eager", "func", "info", "name", "opts", "schedules")
+
+    func: Callable[..., Any]
+    name: str
+    description: str | None
+    schedules: tuple[BoundSchedule, ...]
+    opts: JobOptions
+    info: FuncInfo
+    eager: bool
+
+    # Read through to the shared parts (declared for type checkers).
+    if TYPE_CHECKING:
+        enabled: bool
+        tz: str | None
+        tzinfo: tzinfo | None
+        retries: int
+        retry_delay_ms: int
+        retry_backoff: float
+        retry_max_delay_ms: int
+        retry_jitter: float
+        timeout_ms: int | None
+        overlap: Overlap
+        max_concurrency: int
+        misfire_grace_ms: int
+        catchup: Catchup
+        jitter_ms: int
+        tags: frozenset[str]
+        cooldown_after: int | None
+        cooldown_ms: int
+        tenants: Callable[[], Any] | None
+        is_async: bool
+        ctx_param: str | None
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        name: str,
+        description: str | None,
+        schedules: tuple[BoundSchedule, ...],
+        opts: JobOptions,
+        info: FuncInfo,
+        eager: bool,
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "func", func)
+        _set(self, "name", name)
+        _set(self, "description", description)
+        _set(self, "schedules", schedules)
+        _set(self, "opts", opts)
+        _set(self, "info", info)
+        _set(self, "eager", eager)
+
+    def __getattr__(self, key: str) -> Any:
+        if key in JobOptions.__slots__:
+            return getattr(self.opts, key)
+        if key in ("is_async", "ctx_param"):
+            return getattr(self.info, key)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {key!r}")
 
     def __setattr__(self, key: str, value: Any) -> None:
         raise AttributeError(f"Job is immutable; use scheduler.reschedule() or make a new job ({key!r})")
@@ -181,37 +258,39 @@ class Job:
     @property
     def site(self) -> str:
         """Where the job's function is defined, as ``file:line`` (for error messages)."""
-        return definition_site(self.func)
+        return self.info.site
 
     def options(self) -> dict[str, Any]:
         """The options this job was made with, in ``make_job``'s terms (for rebuilding it)."""
+        o = self.opts
         return {
             "name": self.name,
             "description": self.description,
-            "enabled": self.enabled,
-            "tz": self.tz,
-            "retries": self.retries,
-            "retry_delay": self.retry_delay_ms / 1000,
-            "retry_backoff": self.retry_backoff,
-            "retry_max_delay": self.retry_max_delay_ms / 1000,
-            "retry_jitter": self.retry_jitter,
-            "timeout": None if self.timeout_ms is None else self.timeout_ms / 1000,
-            "overlap": self.overlap,
-            "max_concurrency": None if self.max_concurrency == UNLIMITED else self.max_concurrency,
-            "misfire_grace": self.misfire_grace_ms / 1000,
-            "catchup": self.catchup,
-            "jitter": self.jitter_ms / 1000,
-            "tags": self.tags,
-            "cooldown_after": self.cooldown_after,
-            "cooldown": self.cooldown_ms / 1000 if self.cooldown_after else None,
-            "tenants": self.tenants,
-            "eager": self.eager if self.is_async else None,
+            "enabled": o.enabled,
+            "tz": o.tz,
+            "retries": o.retries,
+            "retry_delay": o.retry_delay_ms / 1000,
+            "retry_backoff": o.retry_backoff,
+            "retry_max_delay": o.retry_max_delay_ms / 1000,
+            "retry_jitter": o.retry_jitter,
+            "timeout": None if o.timeout_ms is None else o.timeout_ms / 1000,
+            "overlap": o.overlap,
+            "max_concurrency": None if o.overlap == "allow" else o.max_concurrency,
+            "misfire_grace": o.misfire_grace_ms / 1000,
+            "catchup": o.catchup,
+            "jitter": o.jitter_ms / 1000,
+            "tags": o.tags,
+            "cooldown_after": o.cooldown_after,
+            "cooldown": o.cooldown_ms / 1000 if o.cooldown_after else None,
+            "tenants": o.tenants,
+            "eager": o.eager,
         }
 
     def retry_delay_for(self, attempt: int) -> int:
         """Backoff before retry number ``attempt`` (1 for the first retry), in ms, before jitter."""
-        delay = self.retry_delay_ms * self.retry_backoff ** (attempt - 1)
-        return int(min(delay, self.retry_max_delay_ms))
+        o = self.opts
+        delay = o.retry_delay_ms * o.retry_backoff ** (attempt - 1)
+        return int(min(delay, o.retry_max_delay_ms))
 
     def __repr__(self) -> str:
         what = "manual" if not self.schedules else ", ".join(_describe(s.trigger) for s in self.schedules)
@@ -274,7 +353,7 @@ def job(
             f"@job needs a schedule: write @job('*/5 * * * *') or @job('manual'), not bare @job "
             f"(on {getattr(schedule, '__qualname__', schedule)!r})"
         )
-    options = {
+    options: dict[str, Any] = {
         "name": name,
         "description": description,
         "enabled": enabled,
@@ -359,20 +438,141 @@ def make_job(
     """
     if not callable(func):
         raise ConfigError(f"@job must decorate a function, got {func!r}")
-    if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
-        raise ConfigError(f"job {getattr(func, '__qualname__', func)!r} is a generator; jobs must be def or async def")
+    info = _func_info(func)
     job_name = name if name is not None else _default_name(func)
     if not isinstance(job_name, str) or not job_name.strip():
         raise ConfigError(f"name: expected a non-empty string, got {job_name!r}")
     where = f"job {job_name!r}"
 
-    tz_name, tz_info = resolve_tz(tz, field=f"{where}: tz")
-    is_async = _is_async(func)
-    ctx_param, signature = _ctx_parameter(func)
-    schedules = _resolve_schedules(schedule, tz_name, where)
-    for index, bound in enumerate(schedules):
-        _check_arguments(signature, ctx_param, bound, f"{where}: schedule {index}", func)
+    raw = (enabled, tz, retries, retry_delay, retry_backoff, retry_max_delay, retry_jitter, timeout, overlap,
+           max_concurrency, misfire_grace, catchup, jitter, tags if isinstance(tags, (tuple, frozenset, str)) else
+           tuple(tags), cooldown_after, cooldown, tenants, eager)
+    # Keyed by values and their types: 1 == True == 1.0, but only some of them are valid.
+    key: Any = (raw, tuple(map(type, raw)))
+    try:
+        opts = _OPTIONS.get(key)
+    except TypeError:  # an unhashable option value: validate without caching
+        opts, key = None, None
+    if opts is None:
+        opts = _validate_options(where, *raw) if key is not None else _validate_options(
+            where, enabled, tz, retries, retry_delay, retry_backoff, retry_max_delay, retry_jitter, timeout,
+            overlap, max_concurrency, misfire_grace, catchup, jitter, tuple(tags), cooldown_after, cooldown,
+            tenants, eager,
+        )
+        if key is not None:
+            if len(_OPTIONS) >= _OPTIONS_CACHE_SIZE:
+                _OPTIONS.clear()
+            _OPTIONS[key] = opts
+    if opts.tenants is not None and info.ctx_param is None:
+        raise ConfigError(
+            f"{where}: tenants= needs the function to take a 'ctx: JobContext' parameter to receive the tenant id"
+        )
 
+    schedules = _resolve_schedules(schedule, opts.tz, where)
+    for index, bound in enumerate(schedules):
+        if bound.args or bound.kwargs:
+            _check_arguments(info, bound, f"{where}: schedule {index}" if len(schedules) > 1 else where, func)
+        elif not info.args_checked:
+            _check_arguments(info, bound, where, func)
+            info.args_checked = True
+    return Job(
+        func,
+        job_name,
+        description if description is not None else info.docstring,
+        schedules,
+        opts,
+        info,
+        info.is_async and (info.never_suspends if opts.eager is None else opts.eager),
+    )
+
+
+def make_jobs(func: Callable[..., Any], entries: Iterable[tuple[str, Any]], **options: Any) -> list[Job]:
+    """Many jobs of one function with one set of options: ``entries`` is ``(name, schedule)``
+    pairs. Equivalent to ``make_job`` per entry, with the per-function and per-option work done
+    once (what makes registering 100k jobs cheap); errors name the entry's job."""
+    if "name" in options:
+        raise ConfigError("make_jobs: names come from the entries; do not pass name=")
+    entries = list(entries)
+    if not entries:
+        return []
+    first_name, first_schedule = entries[0]
+    first = make_job(func, first_schedule, name=first_name, **options)
+    jobs = [first]
+    opts, info, eager = first.opts, first.info, first.eager
+    description = first.description
+    for job_name, schedule in entries[1:]:
+        if type(job_name) is not str or not job_name:
+            raise ConfigError(f"name: expected a non-empty string, got {job_name!r}")
+        schedules = _resolve_schedules(schedule, opts.tz, f"job {job_name!r}")
+        for index, bound in enumerate(schedules):
+            if bound.args or bound.kwargs:
+                where = f"job {job_name!r}: schedule {index}" if len(schedules) > 1 else f"job {job_name!r}"
+                _check_arguments(info, bound, where, func)
+        jobs.append(Job(func, job_name, description, schedules, opts, info, eager))
+    return jobs
+
+
+_SCHEDULES: dict[tuple[str, str | None], tuple[BoundSchedule, ...]] = {}
+_FUNC_INFO: weakref.WeakKeyDictionary[Any, FuncInfo] = weakref.WeakKeyDictionary()
+_INFO_ATTR: Final = "__fastcron_info__"
+
+
+def _func_info(func: Callable[..., Any]) -> FuncInfo:
+    """The cached ``FuncInfo`` of ``func``, worked out on first use.
+
+    Kept on the function itself (an attribute lookup is what makes registering 100k jobs of one
+    function cheap), paired with the function so a ``functools.wraps`` copy of the attribute onto
+    a wrapper is not mistaken for the wrapper's own; objects without ``__dict__`` use a weak map.
+    """
+    cached = getattr(func, _INFO_ATTR, None)
+    if cached is not None and cached[0] is func:
+        return cached[1]  # type: ignore[no-any-return]
+    info = _FUNC_INFO.get(func) if _weakrefable(func) else None
+    if info is not None:
+        return info
+    if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+        raise ConfigError(f"job {getattr(func, '__qualname__', func)!r} is a generator; jobs must be def or async def")
+    info = FuncInfo(func)
+    try:
+        setattr(func, _INFO_ATTR, (func, info))
+    except (AttributeError, TypeError):  # bound methods, partials with slots, builtins
+        if _weakrefable(func):
+            _FUNC_INFO[func] = info
+    return info
+
+
+def _weakrefable(obj: Any) -> bool:
+    try:
+        weakref.ref(obj)
+    except TypeError:
+        return False
+    return True
+_OPTIONS: dict[Any, JobOptions] = {}
+_OPTIONS_CACHE_SIZE: Final = 4096
+
+
+def _validate_options(
+    where: str,
+    enabled: Any,
+    tz: Any,
+    retries: Any,
+    retry_delay: Any,
+    retry_backoff: Any,
+    retry_max_delay: Any,
+    retry_jitter: Any,
+    timeout: Any,
+    overlap: Any,
+    max_concurrency: Any,
+    misfire_grace: Any,
+    catchup: Any,
+    jitter: Any,
+    tags: Any,
+    cooldown_after: Any,
+    cooldown: Any,
+    tenants: Any,
+    eager: Any,
+) -> JobOptions:
+    tz_name, tz_info = resolve_tz(tz, field=f"{where}: tz")
     retries = _int_option(retries, f"{where}: retries", minimum=0)
     if isinstance(retry_backoff, bool) or not isinstance(retry_backoff, (int, float)) or not retry_backoff >= 1:
         raise ConfigError(f"{where}: retry_backoff: expected a number >= 1, got {retry_backoff!r}")
@@ -402,13 +602,8 @@ def make_job(
         raise ConfigError(f"{where}: cooldown={cooldown!r} has no effect without cooldown_after=N")
     else:
         cooldown_ms = 0
-    if tenants is not None:
-        if not callable(tenants):
-            raise ConfigError(f"{where}: tenants: expected a callable returning tenant ids, got {tenants!r}")
-        if ctx_param is None:
-            raise ConfigError(
-                f"{where}: tenants= needs the function to take a 'ctx: JobContext' parameter to receive the tenant id"
-            )
+    if tenants is not None and not callable(tenants):
+        raise ConfigError(f"{where}: tenants: expected a callable returning tenant ids, got {tenants!r}")
     if isinstance(tags, str):
         raise ConfigError(f"{where}: tags: expected a collection of strings, got the string {tags!r}")
     tag_set = frozenset(tags) if tags else _NO_TAGS
@@ -418,18 +613,13 @@ def make_job(
         raise ConfigError(f"{where}: eager: expected True, False or None, got {eager!r}")
     if not isinstance(enabled, bool):
         raise ConfigError(f"{where}: enabled: expected True or False, got {enabled!r}")
-
     timeout_ms = None if timeout is None else parse_duration(timeout, field=f"{where}: timeout")
     if timeout_ms == 0:
         raise ConfigError(f"{where}: timeout must be longer than 0s (or None for no timeout)")
-    return Job(
-        func=func,
-        name=job_name,
-        description=description if description is not None else _docstring(func),
+    return JobOptions(
         enabled=enabled,
         tz=tz_name,
         tzinfo=tz_info,
-        schedules=schedules,
         retries=retries,
         retry_delay_ms=parse_duration(retry_delay, field=f"{where}: retry_delay"),
         retry_backoff=float(retry_backoff),
@@ -445,9 +635,7 @@ def make_job(
         cooldown_after=cooldown_after,
         cooldown_ms=cooldown_ms,
         tenants=tenants,
-        is_async=is_async,
-        eager=is_async and (never_suspends(func) if eager is None else eager),
-        ctx_param=ctx_param,
+        eager=eager,
     )
 
 
@@ -478,7 +666,7 @@ def _is_async(func: Callable[..., Any]) -> bool:
 
 
 def _is_schedule_kind(value: Any) -> bool:
-    return isinstance(value, (_core.Cron, _core.Interval, _core.Once))
+    return isinstance(value, _core.Trigger)
 
 
 # Opcodes through which a coroutine can suspend (3.11-3.13): await, async with, async for.
@@ -536,19 +724,17 @@ def _ctx_parameter(func: Callable[..., Any]) -> tuple[str | None, inspect.Signat
 
 
 def _check_arguments(
-    signature: inspect.Signature | None,
-    ctx_param: str | None,
-    bound: BoundSchedule,
-    where: str,
-    func: Callable[..., Any],
+    info: FuncInfo, bound: BoundSchedule, where: str, func: Callable[..., Any]
 ) -> None:
+    """Fail now, not at the first fire, if a schedule's arguments do not fit the function."""
+    signature = info.signature
     if signature is None:
         return
     kwargs = dict(bound.kwargs)
-    if ctx_param is not None:
-        if ctx_param in kwargs:
-            raise ConfigError(f"{where}: {ctx_param!r} is filled in by fastcron with the JobContext; do not pass it")
-        kwargs[ctx_param] = None
+    if info.ctx_param is not None:
+        if info.ctx_param in kwargs:
+            raise ConfigError(f"{where}: {info.ctx_param!r} is filled in by fastcron with the JobContext; do not pass it")
+        kwargs[info.ctx_param] = None
     try:
         signature.bind(*bound.args, **kwargs)
     except TypeError as exc:
@@ -559,7 +745,7 @@ def _check_arguments(
 @functools.lru_cache(maxsize=4096)
 def _parse_text(text: str, tz: str | None) -> ScheduleKind:
     # Parsed schedules are immutable and shared: 100k jobs on "* * * * *" hold one Cron.
-    return _core.parse_schedule(text, tz)
+    return parse_schedule(text, tz)
 
 
 def _resolve_one(when: Any, tz: str | None, where: str) -> ScheduleKind:
@@ -578,13 +764,24 @@ def _resolve_one(when: Any, tz: str | None, where: str) -> ScheduleKind:
         to_ms(when, field=where)  # refuses a naive datetime with a clear message
         return _core.Once(when)
     if isinstance(when, timedelta):
-        return _core.Interval(f"{parse_duration(when, field=where)}ms")
+        ms = parse_duration(when, field=where)
+        if ms % 1000 or ms == 0:
+            raise ConfigError(f"{where}: an interval must be a whole, positive number of seconds, got {when!r}")
+        return _core.Interval(f"{ms // 1000}s")
     raise ConfigError(f"{where}: expected a cron expression, Cron, Interval, Once or datetime, got {when!r}")
 
 
 def _resolve_schedules(schedule: Any, tz: str | None, where: str) -> tuple[BoundSchedule, ...]:
-    if isinstance(schedule, str) and schedule.strip() == MANUAL:
-        return ()
+    if isinstance(schedule, str):
+        if schedule.strip() == MANUAL:
+            return ()
+        cached = _SCHEDULES.get((schedule, tz))
+        if cached is None:
+            cached = (BoundSchedule(_resolve_one(schedule, tz, where), _EMPTY_ARGS, _EMPTY_KWARGS),)
+            if len(_SCHEDULES) >= _OPTIONS_CACHE_SIZE:
+                _SCHEDULES.clear()
+            _SCHEDULES[(schedule, tz)] = cached
+        return cached
     if schedule is None:
         raise ConfigError(f"{where}: schedule is required; use 'manual' for a job that only runs when asked")
     items = list(schedule) if isinstance(schedule, (list, tuple)) else [schedule]
@@ -613,28 +810,20 @@ class Run:
     datetime properties in the job's zone.
     """
 
-    __slots__ = (
-        "_cancel_event",
-        "_cancel_reason",
-        "_state",
-        "_task",
-        "_timed_out",
-        "_timer",
-        "_waiter",
-        "args",
-        "attempt",
-        "error",
-        "finished_ms",
-        "job",
-        "kwargs",
-        "result",
-        "scheduled_ms",
-        "seq",
-        "started_ms",
-        "status",
-        "tenant",
-        "trigger",
-    )
+    # Defaults on the class, not __slots__: a run is made per fire, and most keep their defaults
+    # (no timer, no task, no error); CPython 3.11 stores the attributes set per run inline.
+    attempt = 1
+    status: RunStatus = "pending"
+    started_ms: int | None = None
+    finished_ms: int | None = None
+    result: Any = None
+    error: BaseException | None = None
+    _task: Any = None
+    _timer: Any = None
+    _waiter: asyncio.Future[Run] | None = None
+    _timed_out = False
+    _cancel_reason: str | None = None
+    _cancel_event: threading.Event | None = None
 
     def __init__(
         self,
@@ -655,18 +844,6 @@ class Run:
         self.args = args
         self.kwargs = kwargs
         self.tenant = tenant
-        self.attempt = 1
-        self.status: RunStatus = "pending"
-        self.started_ms: int | None = None
-        self.finished_ms: int | None = None
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self._task: Any = None
-        self._timer: Any = None
-        self._waiter: asyncio.Future[Run] | None = None
-        self._timed_out = False
-        self._cancel_reason: str | None = None
-        self._cancel_event: threading.Event | None = None
 
     @property
     def name(self) -> str:
@@ -680,15 +857,15 @@ class Run:
 
     @property
     def scheduled(self) -> datetime:
-        return from_ms(self.scheduled_ms, self.job.tzinfo)
+        return from_ms(self.scheduled_ms, self.job.opts.tzinfo)
 
     @property
     def started(self) -> datetime | None:
-        return None if self.started_ms is None else from_ms(self.started_ms, self.job.tzinfo)
+        return None if self.started_ms is None else from_ms(self.started_ms, self.job.opts.tzinfo)
 
     @property
     def finished(self) -> datetime | None:
-        return None if self.finished_ms is None else from_ms(self.finished_ms, self.job.tzinfo)
+        return None if self.finished_ms is None else from_ms(self.finished_ms, self.job.opts.tzinfo)
 
     @property
     def duration(self) -> float | None:
@@ -803,4 +980,4 @@ def check_result(value: Any, job_name: str) -> Any:
 
 
 def describe_timeout(job: Job) -> str:
-    return f"job {job.name!r} timed out after {format_ms(job.timeout_ms or 0)}"
+    return f"job {job.name!r} timed out after {format_ms(job.opts.timeout_ms or 0)}"

@@ -13,11 +13,11 @@ import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from fastcron._runtime_errors import ConfigError, DuplicateJobError, JobLookupError
+from fastcron.errors import ConfigError, DuplicateJobError, JobLookupError
 from fastcron.job import Job, make_job
 
 __all__ = ["Registry", "default_registry", "load_app"]
@@ -66,6 +66,26 @@ class Registry:
         self._jobs[job.name] = job
         self._notify("added", job)
         return job
+
+    def add_many(self, jobs: Iterable[Job]) -> None:
+        """Register several jobs; all or none: a duplicate name (in the registry or among ``jobs``)
+        raises ``DuplicateJobError`` before any is added."""
+        jobs = list(jobs)
+        seen: dict[str, Job] = {}
+        for job in jobs:
+            if not isinstance(job, Job):
+                raise TypeError(f"Registry.add_many expects Jobs, got {job!r}")
+            other = self._jobs.get(job.name) or seen.get(job.name)
+            if other is not None:
+                raise DuplicateJobError(
+                    f"job name {job.name!r} is used twice: first at {other.site}, again at {job.site}; "
+                    "give one of them another name=..."
+                )
+            seen[job.name] = job
+        self._jobs.update(seen)
+        for observer in list(self._observers):
+            for job in jobs:
+                observer("added", job)
 
     def replace(self, job: Job) -> Job:
         """Swap in a new definition for an existing name (how a reschedule is recorded)."""
