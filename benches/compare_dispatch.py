@@ -22,8 +22,10 @@ What is measured:
   late. *spread*: job i fires at i/N past every second (``Interval("1s", start=t0 + i/N)``,
   ``IntervalTrigger(seconds=1, start_date=t0 + i/N)``), what interval jobs added over time look
   like; it needs sub-second Interval anchors in the core (the row says so when missing). Each
-  job records its start; lateness = start - scheduled instant (fastcron: ``ctx.scheduled_ms``
-  in the job; APScheduler: the job returns its start time and ``EVENT_JOB_EXECUTED`` carries
+  job records its start; lateness = start - scheduled instant (fastcron aligned: a no-op job with
+  no context notes its start, the scheduled instant is that start's whole second, and every second
+  of the window must hold exactly N starts for the figures to count; fastcron spread:
+  ``ctx.scheduled_ms`` in the job; APScheduler: the job returns its start time and ``EVENT_JOB_EXECUTED`` carries
   ``scheduled_run_time``). Fires/s = fires scheduled in the window that started (by 5 s after its
   end) / window. Both libraries run with their default misfire settings (APScheduler drops fires
   more than 1 s late, fastcron 1 min: dropped fires count as not achieved).
@@ -124,13 +126,21 @@ def fastcron_dispatch(n: int, duration: float, spread: bool = False) -> dict[str
 
     lateness: list[int] = []
     record = lateness.append
-    clock_ms = time.time_ns
+    clock_ns = time.time_ns
     window = WINDOW_MS
 
-    async def tick(ctx: JobContext) -> None:
-        scheduled = ctx.scheduled_ms
-        if window[0] <= scheduled < window[1]:
-            record(clock_ms() // 1_000_000 - scheduled)
+    if spread:
+        async def tick(ctx: JobContext) -> None:
+            scheduled = ctx.scheduled_ms
+            if window[0] <= scheduled < window[1]:
+                record(clock_ns() // 1_000_000 - scheduled)
+    else:
+        # A truly no-op job takes no context: it notes its start, and the scheduled instant is
+        # the whole second it falls in. That reading is checked, not assumed: `_aligned_lateness`
+        # requires every second of the window to hold exactly N starts, which holds only if no
+        # fire started a second or more late.
+        async def tick() -> None:  # type: ignore[misc]
+            record(clock_ns() // 1_000_000)
 
     async def main() -> dict[str, Any]:
         scheduler = Scheduler(Registry(), max_concurrency=max(10_000, 2 * n))
@@ -141,7 +151,9 @@ def fastcron_dispatch(n: int, duration: float, spread: bool = False) -> dict[str
             else:  # every job at the top of every second
                 entries = [(f"tick-{i}", "* * * * * *") for i in range(n)]
             scheduler.add_many(tick, entries)
-            return await _window(lateness, duration, scheduler.stop)
+            if spread:
+                return await _window(lateness, duration, scheduler.stop)
+            return _aligned_lateness(await _window(lateness, duration, scheduler.stop, raw=True), n)
 
     return _loop_runner(main())
 
@@ -150,7 +162,31 @@ def fastcron_dispatch(n: int, duration: float, spread: bool = False) -> dict[str
 WINDOW_MS = [0, 0]
 
 
-async def _window(lateness: list[Any], duration: float, stop: Any) -> dict[str, Any]:
+def _aligned_lateness(raw: dict[str, Any], n: int) -> dict[str, Any]:
+    """Summaries for the aligned workload from raw start instants (ms): each second of the window
+    must hold exactly n starts, else a fire crossed into the next second and the reading of
+    'scheduled = the start's whole second' would be wrong (then the figures say so)."""
+    first, last = WINDOW_MS[0], WINDOW_MS[1]
+    starts = [t for t in raw["samples"] if first <= t < last + 1000]
+    per_second: dict[int, int] = {}
+    for t in starts:
+        per_second[t // 1000] = per_second.get(t // 1000, 0) + 1
+    seconds = range(first // 1000, last // 1000)
+    exact = all(per_second.get(second, 0) == n for second in seconds)
+    samples = sorted(t % 1000 for t in starts if t < last)
+    if not exact:
+        return {"fires": len(samples), "window": raw["window"], "p50": float("nan"), "p99": float("nan"),
+                "max": float("nan"), "note": "a fire started >= 1 s late: lateness not measurable this way"}
+    return {
+        "fires": len(samples),
+        "window": raw["window"],
+        "p50": _percentile(samples, 0.50),
+        "p99": _percentile(samples, 0.99),
+        "max": samples[-1] if samples else float("nan"),
+    }
+
+
+async def _window(lateness: list[Any], duration: float, stop: Any, raw: bool = False) -> dict[str, Any]:
     """Count the fires scheduled in a ``duration``-second window that starts 2 s from now (the
     first fires are warm-up), waiting up to 5 s past its end for late ones to start."""
     start = int(time.time()) + 2
@@ -164,6 +200,8 @@ async def _window(lateness: list[Any], duration: float, stop: Any) -> dict[str, 
     cut = len(lateness)
     samples = sorted(lateness)
     await stop(grace=0)
+    if raw:
+        return {"window": duration, "samples": samples}
     # Summaries only: the samples themselves would be megabytes of JSON.
     return {
         "fires": cut,

@@ -37,6 +37,9 @@ impl Cron {
     /// The first fire time strictly after `after` (epoch seconds).
     pub fn next_after(&self, after: i64) -> Option<i64> {
         let mut instant = after.checked_add(1)?.max(MIN_INSTANT);
+        if instant > MAX_INSTANT {
+            return None;
+        }
         let mut span = self.zone.span_at(instant);
         let mut from_wall = instant + span.offset;
         // Invariant: `wall` is the first match at or after `from_wall`, and no instant in
@@ -74,6 +77,9 @@ impl Cron {
     /// The last fire time strictly before `before` (epoch seconds).
     pub fn prev_before(&self, before: i64) -> Option<i64> {
         let mut instant = before.checked_sub(1)?.min(MAX_INSTANT);
+        if instant < MIN_INSTANT {
+            return None;
+        }
         let mut span = self.zone.span_at(instant);
         let mut from_wall = instant + span.offset;
         // Invariant: `wall` is the last match at or before `from_wall`, and no instant in
@@ -248,6 +254,17 @@ mod tests {
             &["2024-01-08T00:00:00Z", "2024-02-12T00:00:00Z"],
         );
         check("0 0 * 2 MON#5", "UTC", "2024-03-01T00:00:00Z", &["2044-02-29T00:00:00Z"]);
+    }
+
+    #[test]
+    fn instants_far_outside_the_range_find_nothing_in_any_zone() {
+        for zone in ["UTC", "America/New_York", "Pacific/Chatham"] {
+            let cron = cron("* * * * *", zone);
+            assert_eq!(cron.prev_before(i64::MIN + 17_000), None, "{zone}");
+            assert_eq!(cron.prev_before(MIN_INSTANT - 86_400), None, "{zone}");
+            assert_eq!(cron.next_after(i64::MAX - 17_000), None, "{zone}");
+            assert_eq!(cron.next_after(MAX_INSTANT + 86_400), None, "{zone}");
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::intern;
+use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::schedule::Schedule;
 use crate::wheel::{Fire, Wheel, DEFAULT_CATCHUP_LIMIT};
@@ -14,6 +15,26 @@ pub struct PyWheel {
     inner: Wheel<Schedule>,
     /// Fires of the last advance; kept so that its allocation is reused.
     out: Vec<Fire>,
+}
+
+impl PyWheel {
+    /// Advances the wheel, leaving the due fires in `out`. Time going backwards is a usage
+    /// error from Python, not the core's crash.
+    fn advance_into_out(&mut self, now_ms: i64) -> PyResult<()> {
+        let elapsed_ms = self.inner.elapsed_ms();
+        if now_ms < elapsed_ms {
+            return Err(PyValueError::new_err(format!(
+                "Wheel.advance: now_ms {now_ms} is before the wheel's time {elapsed_ms}; time must not go backwards"
+            )));
+        }
+        self.out.clear();
+        self.inner.advance(now_ms, &mut self.out);
+        Ok(())
+    }
+}
+
+fn fire_tuple(fire: &Fire) -> (u64, u32, i64, bool) {
+    (fire.job_id, fire.schedule_index, fire.scheduled_ms, fire.truncated)
 }
 
 #[pymethods]
@@ -80,20 +101,59 @@ impl PyWheel {
     /// Every fire due at or before `now_ms` as `(job_id, schedule_index, scheduled_ms,
     /// truncated)`, oldest first. Raises ValueError if `now_ms` is before the last advance.
     fn advance<'py>(&mut self, py: Python<'py>, now_ms: i64) -> PyResult<Bound<'py, PyList>> {
-        // The core asserts monotonic time; from Python that is a usage error, not a crash.
-        let elapsed_ms = self.inner.elapsed_ms();
-        if now_ms < elapsed_ms {
-            return Err(PyValueError::new_err(format!(
-                "Wheel.advance: now_ms {now_ms} is before the wheel's time {elapsed_ms}; time must not go backwards"
-            )));
+        self.advance_into_out(now_ms)?;
+        PyList::new(py, self.out.iter().map(fire_tuple))
+    }
+
+    /// `advance`, but starting the due fires of simple async jobs right here, in one pass, before
+    /// any bookkeeping: with 10k fires due in one millisecond, the last one starts after 10k
+    /// calls of a few hundred nanoseconds instead of 10k trips through Python's dispatcher.
+    ///
+    /// `slots[job_id]` is the scheduler's slot; its `fast` attribute is None (take the general
+    /// path) or `(misfire_grace_ms, max_concurrency, calls)` with `calls[schedule_index] =
+    /// (coroutine_function, args, kwargs)`. A fire is started here when its slot is `armed`, has
+    /// `running < max_concurrency`, is on time, no earlier fire of this tick was late or
+    /// suspended for the same job, and fewer than `budget` runs have suspended. Starting means
+    /// calling the function and sending None into the coroutine once.
+    ///
+    /// Returns `(done, suspended, failed, rest)`: `(job_id, index, scheduled_ms, value)` for
+    /// coroutines that returned, `(job_id, index, scheduled_ms, coroutine, yielded)` for ones
+    /// that suspended (the caller wraps them in Tasks), `(job_id, index, scheduled_ms,
+    /// exception)` for ones that raised, and the plain fire tuples left for the general path.
+    fn advance_eager<'py>(
+        slf: &Bound<'py, Self>,
+        now_ms: i64,
+        slots: &Bound<'py, PyList>,
+        budget: usize,
+    ) -> PyResult<EagerLists<'py>> {
+        // The fires leave the wheel before any job runs: a job may call back into the wheel
+        // (adding or rescheduling jobs), which needs the wheel not to be borrowed.
+        let fires = {
+            let mut this = slf.try_borrow_mut()?;
+            this.advance_into_out(now_ms)?;
+            std::mem::take(&mut this.out)
+        };
+        let mut batch = EagerBatch::default();
+        let mut late_seen = false;
+        let mut suspended_jobs: Vec<u64> = Vec::new();
+        for fire in &fires {
+            let call = eager_call(slots, fire, now_ms, &mut late_seen)?;
+            let startable =
+                !late_seen && suspended_jobs.len() < budget && !suspended_jobs.contains(&fire.job_id);
+            match call {
+                Some((func, args, kwargs)) if startable => {
+                    if batch.start(fire, &func, &args, &kwargs) {
+                        suspended_jobs.push(fire.job_id);
+                    }
+                }
+                _ => batch.rest.push(*fire),
+            }
         }
-        let PyWheel { inner, out } = self;
-        out.clear();
-        inner.advance(now_ms, out);
-        PyList::new(
-            py,
-            out.iter().map(|fire| (fire.job_id, fire.schedule_index, fire.scheduled_ms, fire.truncated)),
-        )
+        // Hand the allocation back for the next tick, unless a job is advancing the wheel now.
+        if let Ok(mut this) = slf.try_borrow_mut() {
+            this.out = fires;
+        }
+        batch.into_lists(slf.py())
     }
 
     fn __len__(&self) -> usize {
@@ -104,6 +164,113 @@ impl PyWheel {
         format!("Wheel(len={}, now_ms={})", self.inner.len(), self.inner.elapsed_ms())
     }
 }
+
+type EagerCall<'py> = (Bound<'py, PyAny>, Bound<'py, PyTuple>, Bound<'py, PyAny>);
+
+/// The call to start for a fire, or None when it must take the general path. Sets `late_seen`
+/// when the fire is past its job's grace, so that later fires of the tick keep their order
+/// relative to it.
+fn eager_call<'py>(
+    slots: &Bound<'py, PyList>,
+    fire: &Fire,
+    now_ms: i64,
+    late_seen: &mut bool,
+) -> PyResult<Option<EagerCall<'py>>> {
+    let py = slots.py();
+    let Some(slot) = usize::try_from(fire.job_id).ok().and_then(|at| slots.get_item(at).ok()) else {
+        return Ok(None);
+    };
+    let fast = slot.getattr(intern!(py, "fast"))?;
+    if fast.is_none() || !slot.getattr(intern!(py, "armed"))?.is_truthy()? {
+        return Ok(None);
+    }
+    let (grace_ms, max_concurrency, calls): (i64, i64, Bound<'py, PyTuple>) = fast.extract()?;
+    if now_ms.saturating_sub(fire.scheduled_ms) > grace_ms {
+        *late_seen = true;
+        return Ok(None);
+    }
+    let running: i64 = slot.getattr(intern!(py, "running"))?.extract()?;
+    if running >= max_concurrency {
+        return Ok(None);
+    }
+    let Ok(call) = calls.get_item(fire.schedule_index as usize) else { return Ok(None) };
+    Ok(Some(call.extract()?))
+}
+
+/// What became of each fire `advance_eager` started. Outcomes are kept as Rust values while the
+/// tick's fires are being started and turned into Python tuples only afterwards, so that building
+/// them does not delay the fires that come later in the tick.
+enum Outcome<'py> {
+    Returned(Bound<'py, PyAny>),
+    Suspended(Bound<'py, PyAny>, Bound<'py, PyAny>),
+    Raised(Bound<'py, PyAny>),
+}
+
+#[derive(Default)]
+struct EagerBatch<'py> {
+    started: Vec<(Fire, Outcome<'py>)>,
+    rest: Vec<Fire>,
+}
+
+impl<'py> EagerBatch<'py> {
+    /// Calls the coroutine function and runs the coroutine to its first suspension; files the
+    /// outcome. Returns whether it suspended.
+    fn start(
+        &mut self,
+        fire: &Fire,
+        func: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: &Bound<'py, PyAny>,
+    ) -> bool {
+        let py = func.py();
+        let kwargs = kwargs.cast::<PyDict>().ok().filter(|kwargs| !kwargs.is_empty());
+        let coroutine = match func.call(args, kwargs) {
+            Ok(coroutine) => coroutine,
+            Err(error) => {
+                self.started.push((*fire, Outcome::Raised(error.into_value(py).into_bound(py).into_any())));
+                return false;
+            }
+        };
+        let mut yielded: *mut pyo3::ffi::PyObject = std::ptr::null_mut();
+        // SAFETY: `coroutine` is a live object we own a reference to and the GIL is held;
+        // PyIter_Send stores a new reference in `yielded` for PYGEN_RETURN and PYGEN_NEXT and
+        // leaves it NULL (with an exception set) for PYGEN_ERROR, which is what each arm reads.
+        let status = unsafe { pyo3::ffi::PyIter_Send(coroutine.as_ptr(), pyo3::ffi::Py_None(), &mut yielded) };
+        let outcome = match status {
+            // SAFETY: a new reference, per PyIter_Send's contract above.
+            pyo3::ffi::PySendResult::PYGEN_RETURN => Outcome::Returned(unsafe { Bound::from_owned_ptr(py, yielded) }),
+            pyo3::ffi::PySendResult::PYGEN_NEXT => {
+                // SAFETY: as above.
+                Outcome::Suspended(coroutine, unsafe { Bound::from_owned_ptr(py, yielded) })
+            }
+            pyo3::ffi::PySendResult::PYGEN_ERROR => {
+                Outcome::Raised(PyErr::fetch(py).into_value(py).into_bound(py).into_any())
+            }
+        };
+        let suspended = matches!(outcome, Outcome::Suspended(..));
+        self.started.push((*fire, outcome));
+        suspended
+    }
+
+    /// The four lists `advance_eager` returns.
+    fn into_lists(self, py: Python<'py>) -> PyResult<EagerLists<'py>> {
+        let (done, suspended, failed) = (PyList::empty(py), PyList::empty(py), PyList::empty(py));
+        for (fire, outcome) in self.started {
+            let (job_id, index, scheduled_ms) = (fire.job_id, fire.schedule_index, fire.scheduled_ms);
+            match outcome {
+                Outcome::Returned(value) => done.append((job_id, index, scheduled_ms, value))?,
+                Outcome::Suspended(coroutine, yielded) => {
+                    suspended.append((job_id, index, scheduled_ms, coroutine, yielded))?
+                }
+                Outcome::Raised(error) => failed.append((job_id, index, scheduled_ms, error))?,
+            }
+        }
+        let rest = PyList::new(py, self.rest.iter().map(fire_tuple))?;
+        Ok((done, suspended, failed, rest))
+    }
+}
+
+type EagerLists<'py> = (Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyList>);
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyWheel>()
