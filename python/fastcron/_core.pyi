@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 from datetime import datetime, tzinfo
-from typing import Self, final
+from typing import Any, Self, final
 
 from typing_extensions import disjoint_base
 
@@ -128,4 +128,18 @@ class Wheel:
         """Every fire due at or before ``now_ms`` as ``(job_id, schedule_index, scheduled_ms,
         truncated)``, oldest first, each entry re-armed from the instant it fired. ``truncated``
         marks the last fire of an entry whose missed instants exceeded the catch-up limit."""
+    def advance_eager(
+        self, now_ms: int, slots: list[Any], budget: int
+    ) -> tuple[
+        list[tuple[int, int, int, Any]],
+        list[tuple[int, int, int, Any, Any]],
+        list[tuple[int, int, int, BaseException]],
+        list[tuple[int, int, int, bool]],
+    ]:
+        """``advance``, starting the due fires of simple async jobs in the core: for each fire
+        whose ``slots[job_id]`` is armed, has room (``running < max_concurrency``), is on time and
+        has ``fast = (misfire_grace_ms, max_concurrency, calls)``, call ``calls[index]`` and send
+        None into the coroutine once. Returns ``(done, suspended, failed, rest)``: returned values,
+        suspended coroutines with what they yielded, raised exceptions, and the fires left for
+        the caller. At most ``budget`` fires may suspend."""
     def __len__(self) -> int: ...
