@@ -41,6 +41,9 @@ impl Cron {
             return None;
         }
         let mut span = self.zone.span_at(instant);
+        if instant == span.start && self.owes_gap_fire(&span) {
+            return Some(instant);
+        }
         let mut from_wall = instant + span.offset;
         // Invariant: `wall` is the first match at or after `from_wall`, and no instant in
         // [after + 1, instant) fires.
@@ -112,6 +115,15 @@ impl Cron {
             }
             (instant, span, from_wall) = (next_instant, next_span, next_from_wall);
         }
+    }
+
+    /// Whether a fixed-time expression owes a fire at the start of `span` for a wall time that
+    /// the forward jump opening the span skipped.
+    fn owes_gap_fire(&self, span: &Span) -> bool {
+        let gap_start = span.start.saturating_add(span.offset_before);
+        self.expr.fixed_time
+            && span.offset > span.offset_before
+            && self.expr.next_wall(gap_start).is_some_and(|wall| span.skipped_wall(wall))
     }
 
     /// Whether `instant` is a fire time.
@@ -296,6 +308,13 @@ mod tests {
             "2024-03-10T00:00:00Z",
             &["2024-03-10T07:00:00Z", "2024-03-11T06:00:00Z"],
         );
+    }
+
+    #[test]
+    fn a_search_starting_at_the_jump_still_fires_for_the_skipped_time() {
+        // 2024-03-31 01:00:00Z is the jump in Berlin; the search starts exactly there.
+        check("0 2 * * *", "Europe/Berlin", "2024-03-31T00:59:59Z", &["2024-03-31T01:00:00Z", "2024-04-01T00:00:00Z"]);
+        check("0 30 2 * * *", "America/New_York", "2024-03-10T06:59:59Z", &["2024-03-10T07:00:00Z"]);
     }
 
     #[test]
