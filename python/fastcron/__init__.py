@@ -21,12 +21,14 @@ from fastcron.errors import (
     JobLookupError,
     JobTimeoutError,
     SchedulerStateError,
+    StoreError,
 )
 from fastcron.events import Event, EventKind, LoggingReceiver, Receiver, WebhookReceiver
 from fastcron.job import Job, JobContext, JobResult, Run, Schedule, job, make_job, make_jobs
 from fastcron.registry import Registry, default_registry, load_app
 from fastcron.scheduler import JobMetrics, Scheduler
 from fastcron.stores.memory import MemoryStore
+from fastcron.stores.sqlite import SQLiteStore
 from fastcron.triggers import Cron, Interval, Once, Trigger, parse_schedule
 
 __all__ = [
@@ -52,10 +54,12 @@ __all__ = [
     "Receiver",
     "Registry",
     "Run",
+    "SQLiteStore",
     "Schedule",
     "Scheduler",
     "SchedulerStateError",
     "Store",
+    "StoreError",
     "Trigger",
     "WebhookReceiver",
     "__version__",

@@ -16,6 +16,7 @@ __all__ = [
     "JobLookupError",
     "JobTimeoutError",
     "SchedulerStateError",
+    "StoreError",
 ]
 
 
@@ -53,3 +54,8 @@ class JobCancelledError(FastcronError, RuntimeError):
 
 class SchedulerStateError(FastcronError, RuntimeError):
     """The scheduler was used in a state that does not allow it (started twice, used after stop)."""
+
+
+class StoreError(FastcronError, RuntimeError):
+    """The store cannot be used: the database is unreadable, locked, corrupt, or written by a newer
+    fastcron. The message names the file and what to do."""

@@ -29,7 +29,9 @@ import logging
 import os
 import random
 import signal
+import socket
 import sys
+import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
@@ -48,7 +50,7 @@ from fastcron.errors import (
     JobTimeoutError,
     SchedulerStateError,
 )
-from fastcron.abc import JobState, Store
+from fastcron.abc import Command, JobState, Store
 from fastcron.events import Event, EventBus, EventKind, Receiver
 from fastcron.job import Job, JobContext, Run, Trigger, check_result, describe_timeout, make_job, make_jobs
 from fastcron.registry import Change, Registry, default_registry
@@ -63,6 +65,11 @@ FINAL: Final = frozenset({"succeeded", "failed", "timed_out", "cancelled", "skip
 MAX_QUEUED_PER_JOB: Final = 1000  # overlap="queue": beyond this a fire is skipped, not hoarded
 DEFAULT_MAX_CONCURRENCY: Final = 10_000
 DEFAULT_GRACE_S: Final = 10.0
+DEFAULT_LEASE_TTL_S: Final = 10.0  # a standby takes over within this after the leader dies
+DEFAULT_POLL_S: Final = 0.5  # how often a shared store is polled for outside changes and the lease renewed
+DEFAULT_RETENTION_DAYS: Final = 30.0
+DEFAULT_HISTORY_PER_JOB: Final = 10_000
+PRUNE_EVERY_S: Final = 600.0
 _JSON_FAST: Final = (type(None), str, int, float, bool)
 _KEEP: Final[Any] = object()  # "argument not given", where None is a meaningful value
 _NEW, _STARTING, _RUNNING, _STOPPING, _STOPPED = "new", "starting", "running", "stopping", "stopped"
@@ -110,11 +117,23 @@ class _Slot:
     last_status: str | None = None
     last_duration_ms: int | None = None
     last_scheduled_ms: int | None = None
+    # What the core needs to start this job's fires itself (``Wheel.advance_eager``), or None
+    # when they must take the general path: (misfire_grace_ms, max_concurrency, calls).
+    fast: tuple[int, int, tuple[tuple[Any, ...], ...]] | None = None
 
     def __init__(self, slot_id: int, job: Job) -> None:
         self.id = slot_id
-        self.job = job
         self.enabled = job.opts.enabled
+        self.set_job(job)
+
+    def set_job(self, job: Job) -> None:
+        self.job = job
+        opts = job.opts
+        if job.eager and job.info.ctx_param is None and opts.tenants is None and not opts.jitter_ms:
+            calls = tuple((job.func, bound.args, bound.kwargs) for bound in job.schedules)
+            self.fast = (opts.misfire_grace_ms, opts.max_concurrency, calls)
+        else:
+            self.__dict__.pop("fast", None)
 
     def should_be_armed(self) -> bool:
         return (
@@ -163,6 +182,10 @@ class Scheduler:
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         max_threads: int | None = None,
         clock: Clock | None = None,
+        lease_ttl: float | None = None,
+        poll_interval: float | None = None,
+        history_retention_days: float = DEFAULT_RETENTION_DAYS,
+        history_per_job: int | None = DEFAULT_HISTORY_PER_JOB,
     ) -> None:
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
             raise ConfigError(f"max_concurrency: expected an integer >= 1, got {max_concurrency!r}")
@@ -201,6 +224,16 @@ class Scheduler:
         self._done: asyncio.Future[None] | None = None
         self._main_task: asyncio.Task[None] | None = None
         self._rng = random.Random()
+        # A shared store (SQLite, PostgreSQL): one scheduler per store holds the lease and fires;
+        # others wait as standbys. Outside changes (the CLI) are polled every poll_interval.
+        self.node = f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
+        self.lease_ttl_ms = round(1000 * (lease_ttl if lease_ttl is not None else _env_float("FASTCRON_LEASE_TTL", DEFAULT_LEASE_TTL_S)))
+        self.poll_s = poll_interval if poll_interval is not None else _env_float("FASTCRON_POLL_INTERVAL", DEFAULT_POLL_S)
+        self.history_retention_days = history_retention_days
+        self.history_per_job = history_per_job
+        self.is_leader = False
+        self._dynamic: set[str] = set()
+        self._control_task: asyncio.Task[None] | None = None
         for job in self.registry:
             self._add_slot(job)
         self._unsubscribe = _subscribe_weakly(self.registry, self)
@@ -227,9 +260,12 @@ class Scheduler:
         self._state = _STARTING
         try:
             await self.store.open()
-            saved = await self.store.load_job_states()
+            if not await self._wait_for_lease():
+                return  # stop() was called while standing by
+            saved = await self._prepare_store()
         except BaseException:
-            self._state = _NEW
+            if self._state == _STARTING:
+                self._state = _NEW
             raise
         if self._state != _STARTING:  # stop() was called while the store was opening
             return
@@ -246,6 +282,8 @@ class Scheduler:
             self._in_tick = False
         self._store_wakeup = asyncio.Event()
         self._store_task = loop.create_task(self._store_loop(), name="fastcron-store")
+        if self.store.shared:
+            self._control_task = loop.create_task(self._control_loop(), name="fastcron-control")
         self._done = loop.create_future()
         self._arm_timer()
         assert self._ready is not None
@@ -309,7 +347,16 @@ class Scheduler:
         if self._store_task is not None:
             self._store_task.cancel()
             await asyncio.gather(self._store_task, return_exceptions=True)
+        if self._control_task is not None and self._control_task is not asyncio.current_task():
+            self._control_task.cancel()
+            await asyncio.gather(self._control_task, return_exceptions=True)
         await self._flush_store()
+        if self.is_leader:
+            self.is_leader = False
+            try:
+                await self.store.release_lease(self.node)
+            except Exception:
+                log.exception("store %r failed to release the lease", self.store)
         try:
             await self.store.close()
         except Exception:
@@ -383,6 +430,116 @@ class Scheduler:
             raise SchedulerStateError("a Scheduler is bound to the event loop it was first used on")
         return loop
 
+    # ------------------------------------------------------------------ store wiring
+
+    async def _wait_for_lease(self) -> bool:
+        """Stand by until this scheduler holds the store's lease; False if stopped meanwhile."""
+        store = self.store
+        announced = False
+        while self._state == _STARTING:
+            try:
+                got = await store.acquire_lease(self.node, self.lease_ttl_ms)
+            except Exception as exc:  # stopped meanwhile (store closed), or a passing lock: retry
+                if self._state != _STARTING:
+                    return False
+                log.warning("fastcron: cannot take the lease on %r yet: %s", store, exc)
+                got = False
+            if got:
+                self.is_leader = True
+                if announced:
+                    log.info("fastcron: took over the scheduler lease on %r", store)
+                return self._state == _STARTING
+            if not announced:
+                log.info("fastcron: another scheduler holds %r; standing by", store)
+                announced = True
+            await asyncio.sleep(min(self.poll_s, self.lease_ttl_ms / 3000))
+        return False
+
+    async def _prepare_store(self) -> dict[str, JobState]:
+        """Load dynamic jobs, reconcile code jobs, mark orphaned runs interrupted, load job states."""
+        from fastcron.stores.base import job_def
+
+        store = self.store
+        for record in await store.list_jobs():
+            if record.kind == "dynamic" and record.name not in self._by_name:
+                self._add_dynamic(record)
+        now = self.clock.now_ms()
+        code = [job_def(slot.job, now) for slot in self._by_name.values() if slot.job.name not in self._dynamic]
+        await store.sync_jobs(code)
+        interrupted = await store.recover_interrupted()
+        if interrupted:
+            log.warning("fastcron: %d run(s) were left running by a process that ended: marked interrupted", interrupted)
+        return dict(await store.load_job_states())
+
+    def _add_dynamic(self, record: Any) -> None:
+        from fastcron._dynamic import make_dynamic_job
+
+        try:
+            job = make_dynamic_job(record)
+        except Exception as exc:  # a stored target that no longer imports must not stop the rest
+            log.error("fastcron: dynamic job %r cannot be loaded: %s", record.name, exc)
+            return
+        self._dynamic.add(job.name)
+        if job.name in self.registry:
+            self.registry.replace(job)
+        else:
+            self.registry.add(job)
+
+    async def _control_loop(self) -> None:
+        """Renew the lease, apply changes made from outside (the CLI), prune old history."""
+        store = self.store
+        next_prune = 0.0
+        while self._state == _RUNNING:
+            await asyncio.sleep(self.poll_s)
+            try:
+                if not await store.acquire_lease(self.node, self.lease_ttl_ms):
+                    log.error("fastcron: another scheduler took the lease on %r; stopping", store)
+                    self.is_leader = False
+                    assert self._loop is not None
+                    self._loop.create_task(self.stop())
+                    return
+                for command in await store.take_commands():
+                    await self._apply_command(command)
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + PRUNE_EVERY_S
+                    await self.prune_history()
+            except Exception:
+                log.exception("fastcron: polling %r failed; retrying", store)
+
+    async def prune_history(self, *, dry_run: bool = False) -> int:
+        """Delete runs older than ``history_retention_days`` or beyond ``history_per_job`` per job."""
+        cutoff = time.time_ns() // 1_000_000 - round(self.history_retention_days * 86_400_000)
+        return await self.store.prune(cutoff, self.history_per_job, dry_run=dry_run)
+
+    async def _apply_command(self, command: Command) -> None:
+        action, name = command.action, command.job
+        try:
+            if action in ("pause", "resume", "enable", "disable"):
+                getattr(self, action)(name)
+            elif action == "run":
+                assert self._loop is not None
+                self._loop.create_task(self._run_quietly(name))
+            elif action == "add":
+                for record in await self.store.list_jobs():
+                    if record.name == name and record.kind == "dynamic":
+                        self._add_dynamic(record)
+            elif action == "remove":
+                if name in self._dynamic:
+                    self._dynamic.discard(name)
+                    self.remove(name)
+                    await self._flush_store()
+                    await self.store.delete_job(name)  # runs recorded since the CLI deleted it
+            else:
+                log.warning("fastcron: unknown command %r for job %r", action, name)
+        except JobLookupError:
+            log.warning("fastcron: command %r: no job named %r in this scheduler", action, name)
+
+    async def _run_quietly(self, name: str) -> None:
+        try:
+            await self.run_job(name)
+        except Exception:  # noqa: BLE001 - recorded with the run
+            pass
+
     def _restore(self, slot: _Slot, saved: JobState | None, now: int) -> None:
         after = now
         if saved is not None:
@@ -424,7 +581,14 @@ class Scheduler:
             now = self._last_now
         self._last_now = now
         try:
-            fires = self._wheel.advance(now)
+            if self._bus.wanted:  # listeners get their events from the general path
+                fires = self._wheel.advance(now)
+            else:
+                budget = max(0, self.max_concurrency - self._total)
+                done, suspended, failed, fires = self._wheel.advance_eager(now, self._slots, budget)
+                if done or suspended or failed:
+                    self._in_tick = True
+                    self._finish_eager(done, suspended, failed, now)
             if fires:
                 self._in_tick = True
                 self._dispatch(fires, now)
@@ -434,20 +598,52 @@ class Scheduler:
             self._in_tick = False
             self._arm_timer()
 
+    def _finish_eager(self, done: list[Any], suspended: list[Any], failed: list[Any], now: int) -> None:
+        """Bookkeeping for the fires the core started itself (``Wheel.advance_eager``): every
+        start of the tick came first, so the last fire of a big tick starts as early as it can;
+        the runs are recorded here, with the tick's instant as their start."""
+        interrupt: BaseException | None = None
+        for job_id, index, scheduled_ms, value in done:
+            run = self._eager_run(job_id, index, scheduled_ms, now)
+            if type(value) in _JSON_FAST:
+                self._succeeded_now(run, value)
+            else:
+                self._attempt_done(run, value, None)
+        for job_id, index, scheduled_ms, error in failed:
+            self._attempt_done(self._eager_run(job_id, index, scheduled_ms, now), None, error)
+            if isinstance(error, (KeyboardInterrupt, SystemExit)):
+                interrupt = error
+        loop = self._loop
+        assert loop is not None, "a tick runs only on a started scheduler's loop"
+        for job_id, index, scheduled_ms, coro, first in suspended:
+            run = self._eager_run(job_id, index, scheduled_ms, now)
+            self._track(run, resume_in_task(loop, coro, first, contextvars.copy_context()), now)
+        if not self._store_pending:
+            self._wake_store()
+        if interrupt is not None:
+            raise interrupt
+
+    def _eager_run(self, job_id: int, index: int, scheduled_ms: int, now: int) -> Run:
+        """The run of a fire the core started: counted as running until its outcome is filed."""
+        slot = self._slots[job_id]
+        assert slot is not None, f"the core started job {job_id}, which has no slot"
+        job = slot.job
+        slot.last_scheduled_ms = scheduled_ms
+        bound = job.schedules[index]
+        run = Run(slot, job, next(self._seq), scheduled_ms, "schedule", bound.args, bound.kwargs)
+        run.started_ms = now
+        run.status = "running"
+        self._started_buf.append(run)
+        slot.running += 1
+        self._total += 1
+        return run
+
     def _dispatch(self, fires: list[tuple[int, int, int, bool]], now: int) -> None:
-        """Run one tick's fires. The loop body up to ``continue`` is the fast path, inlined on
-        purpose (calls are most of a no-op fire's cost): an on-time fire of an eager async job,
-        with room to run, no tenants, no jitter and nobody listening for events. Anything else
-        takes the general path through ``_fire``/``_admit``/``_start``."""
+        """Run the fires the core left for Python: those of jobs that are not simple async jobs,
+        or that are late, over a concurrency limit, or watched by event listeners."""
         slots = self._slots
         fire = self._fire
-        seq = self._seq
-        clock_now = self.clock.now_ms
-        clock = self.clock
         started = self._started_buf
-        wanted = self._bus.wanted
-        loop = self._loop
-        limit = self.max_concurrency
         late: dict[tuple[int, int], list[Any]] | None = None
         for job_id, index, scheduled_ms, truncated in fires:
             slot = slots[job_id]
@@ -456,45 +652,6 @@ class Scheduler:
             job = slot.job
             opts = job.opts
             slot.last_scheduled_ms = scheduled_ms
-            if (
-                job.eager
-                and late is None
-                and not wanted
-                and now - scheduled_ms <= opts.misfire_grace_ms
-                and not opts.jitter_ms
-                and opts.tenants is None
-                and slot.running < opts.max_concurrency
-                and self._total < limit
-            ):
-                bound = job.schedules[index]
-                run = Run(slot, job, next(seq), scheduled_ms, "schedule", bound.args, bound.kwargs)
-                run.started_ms = t = clock_now()
-                run.status = "running"
-                started.append(run)
-                slot.running += 1
-                self._total += 1
-                kwargs = bound.kwargs
-                ctx_param = job.info.ctx_param
-                if ctx_param is not None:
-                    kwargs = {**kwargs, ctx_param: JobContext(run, clock)}
-                context = contextvars.copy_context()
-                try:
-                    coro = job.func(*bound.args, **kwargs)
-                    first = context.run(coro.send, None)
-                except StopIteration as stop:
-                    value = stop.value
-                    if type(value) in _JSON_FAST:
-                        self._succeeded_now(run, value)
-                    else:
-                        self._attempt_done(run, value, None)
-                    continue
-                except (KeyboardInterrupt, SystemExit):
-                    raise
-                except BaseException as exc:  # noqa: BLE001 - the job's failure, whatever it is
-                    self._attempt_done(run, None, exc)
-                    continue
-                self._track(run, resume_in_task(loop, coro, first, context), t)  # type: ignore[arg-type]
-                continue
             if now - scheduled_ms <= opts.misfire_grace_ms:
                 if late is not None and (job_id, index) in late:
                     late[(job_id, index)][1] = True
@@ -1051,7 +1208,7 @@ class Scheduler:
         if slot is None:
             return
         if change == "replaced":
-            slot.job = job
+            slot.set_job(job)
             self._rearm(slot)
             return
         del self._by_name[job.name]
@@ -1454,6 +1611,16 @@ class Scheduler:
             await self._flush_store()
         return [item for item in sink if isinstance(item, Run)]
 
+
+
+def _env_float(name: str, default: float) -> float:
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number of seconds, got {text!r}") from None
 
 
 def _subscribe_weakly(registry: Registry, scheduler: Scheduler) -> Callable[[], None]:

@@ -1,5 +1,6 @@
 """Store implementations; the contract is ``fastcron.abc.Store``."""
 
 from fastcron.stores.memory import MemoryStore
+from fastcron.stores.sqlite import SQLiteStore
 
-__all__ = ["MemoryStore"]
+__all__ = ["MemoryStore", "SQLiteStore"]

@@ -1,0 +1,240 @@
+"""The Store contract (``fastcron.abc.Store``), run against every store: memory and SQLite (a real
+file in tmp_path). SQLite-only tests at the bottom: schema version, WAL, corrupt and newer files,
+persistence across reopening, interrupted runs of a dead process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fastcron import JobResult, Registry, Scheduler
+from fastcron.abc import Command, DynamicTarget, JobDef, JobState, Store
+from fastcron.errors import StoreError
+from fastcron.stores.memory import MemoryStore
+from fastcron.stores.sqlite import SCHEMA_VERSION, SQLiteStore
+
+
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(coro)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+    if request.param == "memory":
+        shared = MemoryStore()
+        return lambda: shared
+    return lambda: SQLiteStore(tmp_path / "jobs.db")
+
+
+async def opened(store: Store) -> Store:
+    await store.open()
+    return store
+
+
+def app() -> Registry:
+    registry = Registry()
+
+    @registry.job("*/5 * * * *", name="ok")
+    async def ok() -> JobResult:
+        return JobResult(message="fine", processed=7)
+
+    @registry.job("manual", name="boom")
+    def boom() -> None:
+        raise ValueError("no luck")
+
+    return registry
+
+
+def test_runs_are_recorded_with_status_error_traceback_message_and_stats(make_store: Callable[[], Store]) -> None:
+    async def main() -> None:
+        store = await opened(make_store())
+        scheduler = Scheduler(app(), store=store)
+        await scheduler._prepare_store()
+        assert await scheduler.run_job("ok") == JobResult(message="fine", processed=7)
+        with pytest.raises(ValueError, match="no luck"):
+            await scheduler.run_job("boom")
+        runs = await store.history()
+        assert [(r.job, r.status, r.trigger) for r in runs] == [("boom", "failed", "manual"), ("ok", "succeeded", "manual")]
+        failed, succeeded = runs
+        assert failed.error == "ValueError: no luck"
+        assert failed.traceback is not None and "raise ValueError" in failed.traceback
+        assert succeeded.message == "fine" and succeeded.stats == {"processed": 7}
+        assert succeeded.duration_ms is not None and succeeded.duration_ms >= 0
+        assert (await store.history(job="ok", limit=5))[0].job == "ok"
+        assert [r.job for r in await store.history(status="failed")] == ["boom"]
+        jobs = {j.name: j for j in await store.list_jobs()}
+        assert (jobs["ok"].run_count, jobs["ok"].failure_count, jobs["ok"].last_status) == (1, 0, "succeeded")
+        assert (jobs["boom"].run_count, jobs["boom"].failure_count, jobs["boom"].last_error) == (1, 1, "ValueError: no luck")
+        assert jobs["ok"].schedules == ["*/5 * * * *"] and jobs["boom"].schedules == []
+        await scheduler.stop()
+        await store.close()
+
+    run(main())
+
+
+def test_lease_is_held_by_one_holder_until_released_or_expired(make_store: Callable[[], Store]) -> None:
+    async def main() -> None:
+        store = await opened(make_store())
+        assert await store.acquire_lease("a", 60_000)
+        assert not await store.acquire_lease("b", 60_000)
+        assert await store.acquire_lease("a", 60_000)  # renewal
+        await store.release_lease("a")
+        assert await store.acquire_lease("b", 60_000)
+        assert not await store.acquire_lease("a", 60_000)
+        await store.close()
+
+    run(main())
+
+
+def test_sync_jobs_reconciles_schedules_and_marks_missing_jobs_orphaned(make_store: Callable[[], Store]) -> None:
+    async def main() -> None:
+        store = await opened(make_store())
+        await store.sync_jobs([JobDef("a", schedules=["* * * * *"]), JobDef("b", schedules=["0 * * * *"])])
+        await store.save_job_states([JobState("a", last_scheduled_ms=60_000), JobState("b", paused=True, last_scheduled_ms=3_600_000)])
+        await store.sync_jobs([JobDef("a", schedules=["*/2 * * * *"])])  # a changed, b gone
+        states = await store.load_job_states()
+        assert states["a"].last_scheduled_ms is None  # nothing is caught up from the old schedule
+        assert states["b"].paused and states["b"].last_scheduled_ms == 3_600_000
+        jobs = {j.name: j for j in await store.list_jobs()}
+        assert jobs["a"].schedules == ["*/2 * * * *"] and not jobs["a"].orphaned
+        assert jobs["b"].orphaned
+        await store.sync_jobs([JobDef("a", schedules=["*/2 * * * *"]), JobDef("b", schedules=["0 * * * *"])])
+        assert not {j.name: j for j in await store.list_jobs()}["b"].orphaned
+        await store.close()
+
+    run(main())
+
+
+def test_control_changes_and_commands(make_store: Callable[[], Store]) -> None:
+    async def main() -> None:
+        store = await opened(make_store())
+        await store.sync_jobs([JobDef("a", schedules=["* * * * *"])])
+        assert await store.set_control("a", paused=True)
+        assert await store.set_control("a", enabled=False)
+        assert not await store.set_control("nope", paused=True)
+        state = (await store.load_job_states())["a"]
+        assert state.paused and state.enabled is False
+        await store.post_command(Command("pause", "a"))
+        await store.post_command(Command("run", "a"))
+        assert await store.take_commands() == [Command("pause", "a"), Command("run", "a")]
+        assert await store.take_commands() == []
+        await store.close()
+
+    run(main())
+
+
+def test_dynamic_jobs_are_saved_and_deleted_but_code_jobs_are_not(make_store: Callable[[], Store]) -> None:
+    async def main() -> None:
+        store = await opened(make_store())
+        await store.sync_jobs([JobDef("code_job", schedules=["* * * * *"])])
+        target = DynamicTarget(command=["echo", "hi"], timeout=5)
+        await store.save_dynamic(JobDef("dyn", kind="dynamic", schedules=["*/5 * * * *"], target=target))
+        with pytest.raises(StoreError, match="'code_job' is defined in code"):
+            await store.save_dynamic(JobDef("code_job", kind="dynamic", target=target))
+        jobs = {j.name: j for j in await store.list_jobs()}
+        assert jobs["dyn"].kind == "dynamic" and jobs["dyn"].target == target
+        assert not await store.delete_job("code_job")
+        assert await store.delete_job("dyn")
+        assert "dyn" not in {j.name for j in await store.list_jobs()}
+        await store.close()
+
+    run(main())
+
+
+def test_prune_by_age_and_per_job_cap(make_store: Callable[[], Store]) -> None:
+    async def main() -> None:
+        store = await opened(make_store())
+        scheduler = Scheduler(app(), store=store)
+        await scheduler._prepare_store()
+        for _ in range(5):
+            await scheduler.run_job("ok")
+        assert await store.prune(0, 2, dry_run=True) == 3
+        assert len(await store.history(limit=100)) == 5
+        assert await store.prune(0, 2) == 3
+        assert len(await store.history(limit=100)) == 2
+        assert await store.prune(time.time_ns() // 1_000_000 + 1000, None) == 2
+        assert await store.history(limit=100) == []
+        await scheduler.stop()
+        await store.close()
+
+    run(main())
+
+
+# ---------------------------------------------------------------------------------- SQLite only
+
+
+def test_sqlite_file_is_wal_versioned_and_keeps_runs_across_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+
+    async def write() -> None:
+        store = await opened(SQLiteStore(path))
+        scheduler = Scheduler(app(), store=store)
+        await scheduler._prepare_store()
+        await scheduler.run_job("ok")
+        await scheduler.stop()
+        await store.close()
+
+    async def read() -> list[Any]:
+        store = await opened(SQLiteStore(path))
+        try:
+            return await store.history()
+        finally:
+            await store.close()
+
+    run(write())
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert [(r.job, r.status) for r in run(read())] == [("ok", "succeeded")]
+
+
+def test_sqlite_refuses_a_newer_schema_and_leaves_the_file_alone(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=rf"schema version {SCHEMA_VERSION + 1} is newer than this fastcron understands"):
+        run(SQLiteStore(path).open())
+    assert path.read_bytes() == before
+
+
+def test_sqlite_refuses_a_corrupt_file_and_leaves_it_alone(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.db"
+    path.write_bytes(b"this is not a database, just some bytes" * 100)
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="not a fastcron database or corrupt"):
+        run(SQLiteStore(path).open())
+    assert path.read_bytes() == before
+    assert not Path(f"{path}-wal").exists()
+
+
+def test_sqlite_marks_running_rows_of_a_dead_process_interrupted_but_not_of_a_live_one(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+
+    async def main() -> None:
+        store = await opened(SQLiteStore(path))
+        assert store._db is not None
+        from fastcron.stores.base import NODE
+
+        for key, pid in (("dead-1", dead_pid), ("live-1", os.getpid())):
+            store._db.execute(
+                "INSERT INTO runs (id, job, status, trigger, node, pid, started_ms) VALUES (?, 'j', 'running', 'schedule', ?, ?, 1)",
+                (key, NODE, pid),
+            )
+        assert await store.recover_interrupted() == 1
+        statuses = {r.id: r.status for r in await store.history()}
+        assert statuses == {"dead-1": "interrupted", "live-1": "running"}
+        await store.close()
+
+    run(main())
