@@ -75,9 +75,37 @@ class RealClock:
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000
 
-    def call_at(self, deadline_ms: int, callback: Callable[[], object]) -> asyncio.TimerHandle:
-        delay = (deadline_ms - time.time_ns() // 1_000_000) / 1000
-        return asyncio.get_running_loop().call_later(delay if delay > 0 else 0, callback)
+    def call_at(self, deadline_ms: int, callback: Callable[[], object]) -> TimerHandle:
+        return _PreciseTimer(asyncio.get_running_loop(), deadline_ms * 1_000_000, callback)
+
+
+class _PreciseTimer:
+    """Runs ``callback`` on the loop as soon as the wall clock reaches ``deadline_ns``.
+
+    Loop timers have millisecond granularity and fire up to ~2 ms late (uvloop rounds the delay
+    and reads a cached clock); a fire's lateness starts there. So the timer is set ``EARLY_NS``
+    before the deadline and the last stretch is covered by re-queuing on the loop (other
+    callbacks still run in between) until the deadline has passed.
+    """
+
+    EARLY_NS = 1_000_000
+    __slots__ = ("_callback", "_deadline_ns", "_handle", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadline_ns: int, callback: Callable[[], object]) -> None:
+        self._loop = loop
+        self._deadline_ns = deadline_ns
+        self._callback = callback
+        delay = (deadline_ns - self.EARLY_NS - time.time_ns()) / 1e9
+        self._handle: asyncio.Handle = loop.call_later(max(delay, 0.0), self._check)
+
+    def _check(self) -> None:
+        if time.time_ns() < self._deadline_ns:
+            self._handle = self._loop.call_soon(self._check)
+            return
+        self._callback()
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 async def sleep_until(clock: Clock, deadline_ms: int) -> None:

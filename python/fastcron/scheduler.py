@@ -23,6 +23,7 @@ import asyncio
 import contextvars
 import functools
 import gc
+import gc
 import inspect
 import itertools
 import logging
@@ -585,7 +586,15 @@ class Scheduler:
                 fires = self._wheel.advance(now)
             else:
                 budget = max(0, self.max_concurrency - self._total)
-                done, suspended, failed, fires = self._wheel.advance_eager(now, self._slots, budget)
+                # A tick of 10k fires makes 10k coroutines; a collection in the middle of
+                # starting them would delay every later fire by a full-heap traversal.
+                collecting = gc.isenabled()
+                gc.disable()
+                try:
+                    done, suspended, failed, fires = self._wheel.advance_eager(now, self._slots, budget)
+                finally:
+                    if collecting:
+                        gc.enable()
                 if done or suspended or failed:
                     self._in_tick = True
                     self._finish_eager(done, suspended, failed, now)

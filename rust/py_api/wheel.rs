@@ -224,7 +224,9 @@ impl<'py> EagerBatch<'py> {
     ) -> bool {
         let py = func.py();
         let kwargs = kwargs.cast::<PyDict>().ok().filter(|kwargs| !kwargs.is_empty());
-        let coroutine = match func.call(args, kwargs) {
+        // Most jobs take no arguments: the no-argument vectorcall skips building a call.
+        let called = if args.is_empty() && kwargs.is_none() { func.call0() } else { func.call(args, kwargs) };
+        let coroutine = match called {
             Ok(coroutine) => coroutine,
             Err(error) => {
                 self.started.push((*fire, Outcome::Raised(error.into_value(py).into_bound(py).into_any())));
