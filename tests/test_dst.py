@@ -122,3 +122,27 @@ def test_far_future_transitions_follow_the_zone_rule() -> None:
         (26, 3, 0, timedelta(hours=2)),  # 2400-03-26 is the last Sunday of March: 02:30 is skipped
         (27, 2, 30, timedelta(hours=2)),
     ]
+
+
+@pytest.mark.parametrize(
+    ("zone_name", "wall_text"),
+    [
+        ("America/New_York", "2024-03-10 02:30"),  # skipped
+        ("America/New_York", "2024-11-03 01:30"),  # repeated
+        ("Europe/Dublin", "2024-03-31 01:15"),
+        ("Australia/Lord_Howe", "2024-10-06 02:10"),
+        ("Australia/Lord_Howe", "2024-04-07 01:45"),
+        ("Pacific/Chatham", "2024-09-29 03:00"),
+        ("America/Havana", "2024-03-10 00:20"),
+        ("America/Santiago", "2024-04-06 23:40"),
+    ],
+)
+@pytest.mark.parametrize("fold", [0, 1])
+def test_datetimes_in_the_crons_own_zone_read_like_zoneinfo(zone_name: str, wall_text: str, fold: int) -> None:
+    # fastcron reads a datetime that carries the Cron's own tzinfo with its own zone data; it
+    # must pick the instant zoneinfo picks, gaps and folds included (PEP 495).
+    cron = Cron("* * * * * *", zone_name)
+    start = datetime.fromisoformat(wall_text).replace(tzinfo=cron.tzinfo, fold=fold)
+    instant = int(start.timestamp())
+    assert cron.next_after(start) == cron.next_after(datetime.fromtimestamp(instant, timezone.utc))
+    assert cron.next_after_ts(instant) == int(cron.next_after(start).timestamp())

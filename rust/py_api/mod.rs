@@ -96,7 +96,7 @@ struct Moment {
 }
 
 /// A datetime (aware in any zone, or naive = wall time in `zone`) or an int/float of epoch seconds.
-fn moment_of(value: &Bound<'_, PyAny>, zone: &Zone) -> PyResult<Moment> {
+fn moment_of(value: &Bound<'_, PyAny>, zone: &Zone, own: Option<&Py<PyTzInfo>>) -> PyResult<Moment> {
     let Ok(datetime) = value.cast::<PyDateTime>() else {
         if let Ok(seconds) = value.extract::<i64>() {
             return Ok(Moment { seconds, fractional: false });
@@ -124,6 +124,12 @@ fn moment_of(value: &Bound<'_, PyAny>, zone: &Zone) -> PyResult<Moment> {
             return Ok(Moment { seconds: instant, fractional: micros != 0 });
         }
         Some(tzinfo) if tzinfo.is(PyTzInfo::utc(value.py())?) => 0,
+        // A datetime in the schedule's own zone (what its results carry) is read with the core's
+        // spans, by PEP 495's rules, instead of asking the tzinfo through a Python call.
+        Some(tzinfo) if own.is_some_and(|own| tzinfo.is(own)) => {
+            let instant = zone.instant_of_wall(wall, datetime.get_fold());
+            return Ok(Moment { seconds: instant, fractional: micros != 0 });
+        }
         Some(_) => {
             let offset = datetime.call_method0("utcoffset")?;
             let delta = offset.cast::<PyDelta>()?;
@@ -169,7 +175,7 @@ impl PyTrigger {
     }
 
     fn next_after_moment(&self, value: &Bound<'_, PyAny>) -> PyResult<Option<i64>> {
-        Ok(self.schedule.next_after(moment_of(value, &self.zone)?.seconds))
+        Ok(self.schedule.next_after(moment_of(value, &self.zone, Some(&self.tzinfo))?.seconds))
     }
 }
 
@@ -183,14 +189,14 @@ impl PyTrigger {
 
     /// The last fire time strictly before `dt`, aware in this schedule's zone, or None.
     fn prev_before<'py>(&self, py: Python<'py>, dt: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyDateTime>>> {
-        let moment = moment_of(dt, &self.zone)?;
+        let moment = moment_of(dt, &self.zone, Some(&self.tzinfo))?;
         let before = moment.seconds.saturating_add(i64::from(moment.fractional));
         self.optional_datetime(py, self.schedule.prev_before(before))
     }
 
     /// Whether the second `dt` falls in is a fire time.
     fn matches(&self, dt: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let seconds = moment_of(dt, &self.zone)?.seconds;
+        let seconds = moment_of(dt, &self.zone, Some(&self.tzinfo))?.seconds;
         Ok(seconds.checked_add(1).and_then(|after| self.schedule.prev_before(after)) == Some(seconds))
     }
 
@@ -201,7 +207,7 @@ impl PyTrigger {
                 "n={n} is more than {MAX_NEXT_N}: use iter_after() to walk further"
             )));
         }
-        let mut at = moment_of(dt, &self.zone)?.seconds;
+        let mut at = moment_of(dt, &self.zone, Some(&self.tzinfo))?.seconds;
         let mut out = Vec::with_capacity(n.min(1024));
         for _ in 0..n {
             let Some(next) = self.schedule.next_after(at) else { break };
@@ -213,7 +219,7 @@ impl PyTrigger {
 
     /// An endless iterator of fire times after `dt` (it stops only if the schedule ends).
     fn iter_after(slf: Bound<'_, Self>, dt: &Bound<'_, PyAny>) -> PyResult<FireIterator> {
-        let at = moment_of(dt, &slf.get().zone)?.seconds;
+        let at = moment_of(dt, &slf.get().zone, Some(&slf.get().tzinfo))?.seconds;
         Ok(FireIterator { trigger: slf.unbind(), at: std::sync::atomic::AtomicI64::new(at) })
     }
 
@@ -342,7 +348,7 @@ impl PyInterval {
     fn new(py: Python<'_>, every: &str, start: Option<&Bound<'_, PyAny>>, tz: Option<&Bound<'_, PyAny>>) -> PyResult<PyClassInitializer<Self>> {
         let resolved = resolve_zone(py, tz)?;
         let anchor = match start {
-            Some(start) if !start.is_none() => moment_of(start, &resolved.zone)?.seconds,
+            Some(start) if !start.is_none() => moment_of(start, &resolved.zone, None)?.seconds,
             _ => 0,
         };
         let interval = Interval::parse(every, anchor).map_err(|e| to_py_error(py, e))?;
@@ -390,7 +396,7 @@ impl PyOnce {
     #[pyo3(signature = (when, tz = None))]
     fn new(py: Python<'_>, when: &Bound<'_, PyAny>, tz: Option<&Bound<'_, PyAny>>) -> PyResult<PyClassInitializer<Self>> {
         let resolved = resolve_zone(py, tz)?;
-        let at = moment_of(when, &resolved.zone)?.seconds;
+        let at = moment_of(when, &resolved.zone, None)?.seconds;
         let base = PyTrigger { schedule: Schedule::Once(at), zone: resolved.zone, tzinfo: resolved.tzinfo };
         Ok(PyClassInitializer::from(base).add_subclass(PyOnce { at }))
     }
