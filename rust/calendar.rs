@@ -83,19 +83,11 @@ pub fn weekday(year: i32, month: u32, day: u32) -> u32 {
 pub const MIN_LOCAL_SECONDS: i64 = days_from_civil(MIN_YEAR, 1, 1) * SECONDS_PER_DAY;
 pub const MAX_LOCAL_SECONDS: i64 = days_from_civil(MAX_YEAR, 12, 31) * SECONDS_PER_DAY + SECONDS_PER_DAY - 1;
 
-pub fn min_local_seconds() -> i64 {
-    MIN_LOCAL_SECONDS
-}
-
-pub fn max_local_seconds() -> i64 {
-    MAX_LOCAL_SECONDS
-}
-
 impl Civil {
     /// Breaks local seconds into fields; values outside MIN_YEAR..=MAX_YEAR are clamped to the
     /// nearest bound so that the fields always describe a real date.
     pub fn from_local_seconds(seconds: i64) -> Civil {
-        let seconds = seconds.clamp(min_local_seconds(), max_local_seconds());
+        let seconds = seconds.clamp(MIN_LOCAL_SECONDS, MAX_LOCAL_SECONDS);
         let days = seconds.div_euclid(SECONDS_PER_DAY);
         let in_day = seconds.rem_euclid(SECONDS_PER_DAY);
         let (year, month, day) = civil_from_days(days);

@@ -104,6 +104,13 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// Whether `instant` is a fire time: the last fire before the next second is this one.
+    pub fn fires_at(&self, instant: i64) -> bool {
+        instant.checked_add(1).and_then(|after| self.prev_before(after)) == Some(instant)
+    }
+}
+
 impl NextFire for Schedule {
     /// Schedules fire on whole seconds, so the next fire after a millisecond instant is the next
     /// fire after the second it falls in.

@@ -215,7 +215,7 @@ impl CronExpr {
 
     /// The first matching wall time at or after `from` (local seconds).
     pub fn next_wall(&self, from: i64) -> Option<i64> {
-        if from > calendar::max_local_seconds() {
+        if from > calendar::MAX_LOCAL_SECONDS {
             return None;
         }
         let mut at = Civil::from_local_seconds(from);
@@ -262,7 +262,7 @@ impl CronExpr {
 
     /// The last matching wall time at or before `from` (local seconds).
     pub fn prev_wall(&self, from: i64) -> Option<i64> {
-        if from < calendar::min_local_seconds() {
+        if from < calendar::MIN_LOCAL_SECONDS {
             return None;
         }
         let mut at = Civil::from_local_seconds(from);
@@ -514,10 +514,10 @@ mod tests {
         assert_eq!(leap_day.next_wall(wall("2097-01-01T00:00:00")), Some(wall("2104-02-29T00:00:00")));
         assert_eq!(leap_day.prev_wall(wall("2103-12-31T00:00:00")), Some(wall("2096-02-29T00:00:00")));
         let every_second = CronExpr::parse("* * * * * *").unwrap();
-        let last = calendar::max_local_seconds();
+        let last = calendar::MAX_LOCAL_SECONDS;
         assert_eq!(every_second.next_wall(last), Some(last));
         assert_eq!(every_second.next_wall(last + 1), None);
-        assert_eq!(every_second.prev_wall(calendar::min_local_seconds() - 1), None);
+        assert_eq!(every_second.prev_wall(calendar::MIN_LOCAL_SECONDS - 1), None);
     }
 
     #[test]

@@ -126,11 +126,6 @@ impl Cron {
             && self.expr.next_wall(gap_start).is_some_and(|wall| span.skipped_wall(wall))
     }
 
-    /// Whether `instant` is a fire time.
-    pub fn fires_at(&self, instant: i64) -> bool {
-        instant.checked_add(1).and_then(|after| self.prev_before(after)) == Some(instant)
-    }
-
     /// The wall time and the span of an instant, for converting results back to datetimes.
     pub fn wall_of(&self, instant: i64) -> (Civil, Span) {
         let span = self.zone.span_at(instant);

@@ -197,7 +197,7 @@ impl PyTrigger {
     /// Whether the second `dt` falls in is a fire time.
     fn matches(&self, dt: &Bound<'_, PyAny>) -> PyResult<bool> {
         let seconds = moment_of(dt, &self.zone, Some(&self.tzinfo))?.seconds;
-        Ok(seconds.checked_add(1).and_then(|after| self.schedule.prev_before(after)) == Some(seconds))
+        Ok(self.schedule.fires_at(seconds))
     }
 
     /// The next `n` fire times after `dt`, fewer if the schedule ends.
