@@ -127,6 +127,35 @@ def test_run_records_runs_and_exits_1_when_one_failed(populated: Path) -> None:
     assert human.returncode == 1 and "kaput" in human.stdout
 
 
+def test_run_all_on_a_terminal_shows_a_progress_bar(tmp_path: Path) -> None:
+    import pty
+
+    app = tmp_path / "app.py"
+    app.write_text(APP)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTCRON_")}
+    env.update(FASTCRON_DB=str(tmp_path / "jobs.db"), FASTCRON_APP=str(app), COLUMNS="100", TERM="xterm")
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastcron", "run", "--all"], stdin=terminal, stdout=terminal, stderr=terminal,
+        cwd=tmp_path, env=env,
+    )
+    os.close(terminal)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal closed: the process is done with it
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(controller)
+    assert proc.wait(timeout=60) == 1  # boom failed
+    text = output.decode(errors="replace")
+    assert "running" in text and "━" in text and "100%" in text, text
+    assert "\x1b[" in text  # drawn with terminal escapes, not printed as plain lines
+
+
 def test_list_show_next_and_history_as_json(populated: Path) -> None:
     jobs = {d["name"]: d for d in as_json(cli(populated, "list", "--json"))["data"]}
     assert set(jobs) == {"ok", "boom", "by_hand"}

@@ -18,7 +18,7 @@ import pytest
 
 from fastcron import JobResult, Registry, Scheduler
 from fastcron.abc import Command, DynamicTarget, JobDef, JobState, Store
-from fastcron.errors import StoreError
+from fastcron.errors import DuplicateJobError, StoreError
 from fastcron.stores.memory import MemoryStore
 from fastcron.stores.sqlite import SCHEMA_VERSION, SQLiteStore
 
@@ -227,14 +227,120 @@ def test_sqlite_marks_running_rows_of_a_dead_process_interrupted_but_not_of_a_li
         assert store._db is not None
         from fastcron.stores.base import NODE
 
-        for key, pid in (("dead-1", dead_pid), ("live-1", os.getpid())):
+        for key, pid in ((1, dead_pid), (2, os.getpid())):
             store._db.execute(
                 "INSERT INTO runs (id, job, status, trigger, node, pid, started_ms) VALUES (?, 'j', 'running', 'schedule', ?, ?, 1)",
                 (key, NODE, pid),
             )
         assert await store.recover_interrupted() == 1
         statuses = {r.id: r.status for r in await store.history()}
-        assert statuses == {"dead-1": "interrupted", "live-1": "running"}
+        assert statuses == {"1": "interrupted", "2": "running"}
         await store.close()
 
     run(main())
+
+
+def _own_row_status(path: Path, job: str) -> str | None:
+    """What another connection sees of ``job``'s newest run: what a crash right now would leave."""
+    with sqlite3.connect(path, timeout=5) as conn:
+        row = conn.execute("SELECT status FROM runs WHERE job = ? ORDER BY rowid DESC LIMIT 1", (job,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def test_a_run_is_committed_as_running_before_its_function_starts(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    seen: dict[str, list[str | None]] = {"instant": [], "thread": [], "manual": []}
+    registry = Registry()
+
+    # An async job with no await is started by the core's eager path when no store needs a commit.
+    @registry.job("* * * * * *", name="instant")
+    async def instant() -> None:
+        seen["instant"].append(_own_row_status(path, "instant"))
+
+    @registry.job("* * * * * *", name="thread")
+    def thread() -> None:
+        seen["thread"].append(_own_row_status(path, "thread"))
+
+    @registry.job("manual", name="manual")
+    async def manual() -> None:
+        seen["manual"].append(_own_row_status(path, "manual"))
+
+    async def main() -> None:
+        scheduler = Scheduler(registry, store=SQLiteStore(path))
+        async with scheduler:
+            await scheduler.run_job("manual")
+            deadline = time.monotonic() + 10
+            while (len(seen["instant"]) < 2 or len(seen["thread"]) < 2) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+
+    run(main())
+    assert len(seen["instant"]) >= 2 and len(seen["thread"]) >= 2
+    assert {status for statuses in seen.values() for status in statuses} == {"running"}, seen
+    assert _own_row_status(path, "instant") == "succeeded"
+
+
+def test_jobs_added_at_run_time_are_stored_and_dynamic_ones_come_back_after_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+
+    def late() -> None:
+        pass
+
+    async def first() -> None:
+        scheduler = Scheduler(Registry(), store=SQLiteStore(path))
+        async with scheduler:
+            scheduler.add(late, "0 0 1 1 *", name="added_late")
+            await scheduler.add_dynamic("echo", "0 0 1 1 *", command=[sys.executable, "-c", "print('hi')"])
+            with pytest.raises(DuplicateJobError, match="echo"):
+                await scheduler.add_dynamic("echo", None, command=["true"])
+            for _ in range(40):  # written by the store loop within one flush
+                jobs = {j.name: j.kind for j in await _listed(path)}
+                if "added_late" in jobs:
+                    break
+                await asyncio.sleep(0.05)
+            assert jobs == {"added_late": "code", "echo": "dynamic"}
+
+    async def second() -> None:
+        scheduler = Scheduler(Registry(), store=SQLiteStore(path))
+        async with scheduler:
+            assert [job.name for job in scheduler.jobs] == ["echo"]
+            result = await scheduler.run_job("echo")
+            assert result.message == "hi"
+            await scheduler.remove_dynamic("echo")
+        jobs = {j.name: (j.kind, j.orphaned) for j in await _listed(path)}
+        assert jobs == {"added_late": ("code", True)}  # not in this run's code: orphaned, history kept
+
+    run(first())
+    run(second())
+
+
+async def _listed(path: Path) -> list[Any]:
+    store = await opened(SQLiteStore(path))
+    try:
+        return await store.list_jobs()
+    finally:
+        await store.close()
+
+
+def test_sqlite_migrates_a_version_1_file_keeping_every_run(tmp_path: Path) -> None:
+    from fastcron.stores.sqlite import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(MIGRATIONS[0])
+        conn.executemany(
+            "INSERT INTO runs (id, job, scheduled_ms, status, trigger) VALUES (?, 'j', ?, ?, 'schedule')",
+            [("1f.abc.1", 1000, "succeeded"), ("1f.abc.2", 2000, "failed")],
+        )
+        conn.execute("PRAGMA user_version = 1")
+
+    async def main() -> None:
+        store = await opened(SQLiteStore(path))
+        runs = await store.history(limit=10)
+        assert [(r.id, r.scheduled_ms, r.status) for r in runs] == [("2", 2000, "failed"), ("1", 1000, "succeeded")]
+        await store.close()
+
+    run(main())
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "runs_by_job" in indexes and "runs_running" not in indexes

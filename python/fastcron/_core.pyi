@@ -1,12 +1,12 @@
 """Type stubs for the Rust core, ``fastcron._core``."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, tzinfo
 from typing import Any, Self, final
 
 from typing_extensions import disjoint_base
 
-__all__ = ["Cron", "FireIterator", "Interval", "Once", "Trigger", "Wheel", "__version__"]
+__all__ = ["Cron", "FireIterator", "Interval", "Once", "Trigger", "Wheel", "__version__", "start_coroutines"]
 
 __version__: str
 
@@ -143,3 +143,11 @@ class Wheel:
         suspended coroutines with what they yielded, raised exceptions, and the fires left for
         the caller. At most ``budget`` fires may suspend."""
     def __len__(self) -> int: ...
+
+def start_coroutines(
+    calls: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]],
+) -> tuple[list[tuple[int, Any]], list[tuple[int, Any, Any]], list[tuple[int, BaseException]]]:
+    """Call each coroutine function and send None into its coroutine once, in order (as
+    ``Wheel.advance_eager`` does for due fires). Returns ``(done, suspended, failed)``:
+    ``(i, value)`` for coroutines that returned, ``(i, coroutine, yielded)`` for ones that
+    suspended, ``(i, exception)`` for ones that raised; ``i`` is the call's position."""

@@ -137,6 +137,9 @@ class Store(ABC):
     schema_version: ClassVar[int] = 1
     shared: ClassVar[bool] = False
     """True if other processes may use the same data (the scheduler then polls it and keeps a lease)."""
+    durable: ClassVar[bool] = False
+    """True if runs outlive the process: the scheduler then commits each run as running
+    (``record_started``) before calling its function, so a crash never hides a run that began."""
 
     async def open(self) -> None:
         """Prepare for use (connect, create or check the schema). Called once by ``start()``."""
@@ -179,11 +182,12 @@ class Store(ABC):
         """Give the lease up if ``holder`` holds it, so a standby takes over at once."""
 
     @abstractmethod
-    async def sync_jobs(self, jobs: Sequence[JobDef]) -> None:
+    async def sync_jobs(self, jobs: Sequence[JobDef], *, partial: bool = False) -> None:
         """Reconcile the code-defined jobs: insert new ones; update schedules, zone and description
         (a changed schedule or zone forgets the last scheduled instant, so nothing is caught up
-        from the old schedule); mark stored code jobs absent from ``jobs`` orphaned (history kept).
-        Control state (enabled override, paused) and counters are kept; dynamic jobs untouched."""
+        from the old schedule); mark stored code jobs absent from ``jobs`` orphaned (history kept)
+        unless ``partial`` (jobs added at run time: only these are written). Control state
+        (enabled override, paused) and counters are kept; dynamic jobs untouched."""
 
     @abstractmethod
     async def recover_interrupted(self) -> int:

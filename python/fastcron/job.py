@@ -425,7 +425,8 @@ def make_job(
     - ``overlap``: what a fire does when the job already has ``max_concurrency`` (default 1) runs:
       ``skip`` it, ``queue`` it, ``replace`` (cancel the oldest running one), or ``allow`` (no limit).
     - ``misfire_grace``: a fire started later than this is *late*; ``catchup`` says what late fires
-      do: ``skip`` (recorded as missed), ``latest`` (run the newest, the others are missed), ``all``.
+      do: ``skip`` (recorded as missed), ``latest`` (run the newest, the others are missed), ``all``
+      (every one runs, one after another under ``overlap="skip"``: catch-up fires queue, not skip).
     - ``jitter``: each fire starts up to this much after its instant, at random.
     - ``cooldown_after`` N consecutive failed runs pause the job for ``cooldown``, then it resumes.
     - ``tenants``: a callable (sync or async) returning tenant ids; each fire runs once per tenant,
@@ -818,6 +819,7 @@ class Run:
     finished_ms: int | None = None
     result: Any = None
     error: BaseException | None = None
+    store_id: int | None = None  # the run's row in a store that numbers runs (SQLite)
     _task: Any = None
     _timer: Any = None
     _waiter: asyncio.Future[Run] | None = None

@@ -23,7 +23,6 @@ import asyncio
 import contextvars
 import functools
 import gc
-import gc
 import inspect
 import itertools
 import logging
@@ -46,6 +45,7 @@ from fastcron._durations import DurationLike, format_ms, parse_duration
 from fastcron._executor import ThreadRunner, resume_in_task
 from fastcron.errors import (
     ConfigError,
+    DuplicateJobError,
     JobCancelledError,
     JobLookupError,
     JobTimeoutError,
@@ -71,6 +71,7 @@ DEFAULT_POLL_S: Final = 0.5  # how often a shared store is polled for outside ch
 DEFAULT_RETENTION_DAYS: Final = 30.0
 DEFAULT_HISTORY_PER_JOB: Final = 10_000
 PRUNE_EVERY_S: Final = 600.0
+FINISH_CHUNK: Final = 5000  # finished runs per store write; starts waiting are written between chunks
 _JSON_FAST: Final = (type(None), str, int, float, bool)
 _KEEP: Final[Any] = object()  # "argument not given", where None is a meaningful value
 _NEW, _STARTING, _RUNNING, _STOPPING, _STOPPED = "new", "starting", "running", "stopping", "stopped"
@@ -216,6 +217,13 @@ class Scheduler:
         self._active: set[Run] = set()
         self._pending_timers: set[Any] = set()  # jitter delays, so stop() can cancel them
         self._started_buf: list[Run] = []
+        # A durable store sees each run committed as running before its function is called:
+        # started runs wait here for their batch's commit (see _flush_store).
+        self._commit_first = self.store.durable
+        self._launch_buf: list[Run] = []
+        self._flush_lock: asyncio.Lock | None = None
+        self._flush_spawned = False
+        self._new_defs: dict[str, Job] = {}  # jobs added at run time, not yet written to the store
         self._finished_buf: list[Run] = []
         self._dirty: dict[str, _Slot] = {}
         self._store_pending = False
@@ -317,6 +325,7 @@ class Scheduler:
         self._state = _STOPPING
         self._cancel_timers()
         self._drop_queued()
+        await self._flush_store()  # runs admitted before stop() are committed and started
         waiters = [self._waiter(run) for run in list(self._active) if run._task is not None]
         if waiters:
             run_until = getattr(self.clock, "run_until", None)
@@ -526,10 +535,7 @@ class Scheduler:
                         self._add_dynamic(record)
             elif action == "remove":
                 if name in self._dynamic:
-                    self._dynamic.discard(name)
-                    self.remove(name)
-                    await self._flush_store()
-                    await self.store.delete_job(name)  # runs recorded since the CLI deleted it
+                    await self.remove_dynamic(name)  # also drops runs recorded since the CLI deleted it
             else:
                 log.warning("fastcron: unknown command %r for job %r", action, name)
         except JobLookupError:
@@ -582,7 +588,9 @@ class Scheduler:
             now = self._last_now
         self._last_now = now
         try:
-            if self._bus.wanted:  # listeners get their events from the general path
+            if self._bus.wanted or self._commit_first:
+                # Listeners get their events from the general path; a durable store needs each
+                # run committed before its function starts, which the core's eager start skips.
                 fires = self._wheel.advance(now)
             else:
                 budget = max(0, self.max_concurrency - self._total)
@@ -611,24 +619,39 @@ class Scheduler:
         """Bookkeeping for the fires the core started itself (``Wheel.advance_eager``): every
         start of the tick came first, so the last fire of a big tick starts as early as it can;
         the runs are recorded here, with the tick's instant as their start."""
+        eager_run = self._eager_run
+        self._settle_started(
+            [(eager_run(job_id, index, at, now), value) for job_id, index, at, value in done],
+            [(eager_run(job_id, index, at, now), coro, first) for job_id, index, at, coro, first in suspended],
+            [(eager_run(job_id, index, at, now), error) for job_id, index, at, error in failed],
+            now,
+        )
+        if not self._store_pending:
+            self._wake_store()
+
+    def _settle_started(
+        self,
+        done: list[tuple[Run, Any]],
+        suspended: list[tuple[Run, Any, Any]],
+        failed: list[tuple[Run, BaseException]],
+        now: int,
+    ) -> None:
+        """File what became of runs the core started (``advance_eager``, ``start_coroutines``):
+        finished, failed, or suspended (then a Task resumes them)."""
         interrupt: BaseException | None = None
-        for job_id, index, scheduled_ms, value in done:
-            run = self._eager_run(job_id, index, scheduled_ms, now)
+        for run, value in done:
             if type(value) in _JSON_FAST:
                 self._succeeded_now(run, value)
             else:
                 self._attempt_done(run, value, None)
-        for job_id, index, scheduled_ms, error in failed:
-            self._attempt_done(self._eager_run(job_id, index, scheduled_ms, now), None, error)
+        for run, error in failed:
+            self._attempt_done(run, None, error)
             if isinstance(error, (KeyboardInterrupt, SystemExit)):
                 interrupt = error
         loop = self._loop
-        assert loop is not None, "a tick runs only on a started scheduler's loop"
-        for job_id, index, scheduled_ms, coro, first in suspended:
-            run = self._eager_run(job_id, index, scheduled_ms, now)
+        assert loop is not None, "runs start only on a scheduler's loop"
+        for run, coro, first in suspended:
             self._track(run, resume_in_task(loop, coro, first, contextvars.copy_context()), now)
-        if not self._store_pending:
-            self._wake_store()
         if interrupt is not None:
             raise interrupt
 
@@ -792,6 +815,8 @@ class Scheduler:
         job = run.job
         if slot.busy(run.tenant) >= job.opts.max_concurrency:
             policy = job.opts.overlap
+            if policy == "skip" and run.trigger == "catch-up":
+                policy = "queue"  # catchup="all" asked for every late fire: they wait their turn
             if policy == "skip":
                 self._end_unstarted(run, "skipped", {"overlap": "skip", "running": slot.busy(run.tenant)})
                 return
@@ -839,10 +864,20 @@ class Scheduler:
         run.started_ms = now
         run.status = "running"
         self._started_buf.append(run)
-        if not self._store_pending:
-            self._wake_store()
         if "started" in self._bus.wanted:
             self._emit_run("started", run)
+        if self._commit_first:
+            self._launch_buf.append(run)
+            if not self._store_pending:
+                self._wake_store()
+            return
+        if not self._store_pending:
+            self._wake_store()
+        self._launch(run, now)
+
+    def _launch(self, run: Run, now: int) -> None:
+        """Call the run's function: on the loop (async) or in the thread pool (def)."""
+        job = run.job
         kwargs = run.kwargs
         info = job.info
         if info.ctx_param is not None:
@@ -1210,6 +1245,9 @@ class Scheduler:
         return slot
 
     def _on_registry_change(self, change: Change, job: Job) -> None:
+        if change != "removed" and self._state == _RUNNING and self.store.shared and job.name not in self._dynamic:
+            self._new_defs[job.name] = job  # a job added or redefined at run time gets its row
+            self._wake_store()
         if change == "added":
             self._update_armed(self._add_slot(job))
             return
@@ -1275,6 +1313,10 @@ class Scheduler:
         self._store_pending = True
         if self._store_wakeup is not None:
             self._store_wakeup.set()
+        elif self._launch_buf and not self._flush_spawned and self._loop is not None:
+            # Not started (run_job, run_due, the CLI's run): no store loop to commit and launch.
+            self._flush_spawned = True
+            self._loop.create_task(self._flush_store())
 
     async def _store_loop(self) -> None:
         wakeup = self._store_wakeup
@@ -1285,21 +1327,92 @@ class Scheduler:
             await self._flush_store()
 
     async def _flush_store(self) -> None:
-        """Write what is buffered: one batch of started runs, one of finished, dirty job states."""
-        self._store_pending = False
+        """Write what is buffered: started runs, finished runs, dirty job states, new job rows.
+
+        Runs waiting for their commit (a durable store) are started once their batch is written,
+        from a loop callback, outside this task. If that write fails they start anyway (the error
+        is logged; their finish is still recorded): a broken disk must not stop jobs. Finishes go
+        in chunks, and starts that arrive meanwhile are written first: a big tick's finishes must
+        not hold up the next tick's starts.
+        """
+        if self._flush_lock is None:
+            self._flush_lock = asyncio.Lock()
+        async with self._flush_lock:
+            self._flush_spawned = False
+            self._store_pending = False
+            store = self.store
+            await self._write_starts()
+            finished = self._finished_buf
+            while finished:
+                chunk = finished[:FINISH_CHUNK]
+                del finished[:FINISH_CHUNK]
+                try:
+                    await store.record_finished(chunk)
+                except Exception:
+                    log.exception("store %r failed; %d finished runs not recorded", store, len(chunk))
+                if self._started_buf:
+                    await self._write_starts()
+            dirty, self._dirty = self._dirty, {}
+            new_defs, self._new_defs = self._new_defs, {}
+            try:
+                if dirty:
+                    await store.save_job_states([self._job_state(slot) for slot in dirty.values()])
+                if new_defs:
+                    await self._save_new_defs(list(new_defs.values()))
+            except Exception:
+                log.exception("store %r failed to save job states", store)
+
+    async def _write_starts(self) -> None:
         started, self._started_buf = self._started_buf, []
-        finished, self._finished_buf = self._finished_buf, []
-        dirty, self._dirty = self._dirty, {}
-        store = self.store
-        try:
-            if started:
-                await store.record_started(started)
-            if finished:
-                await store.record_finished(finished)
-            if dirty:
-                await store.save_job_states([self._job_state(slot) for slot in dirty.values()])
-        except Exception:
-            log.exception("store %r failed; %d started, %d finished runs not recorded", store, len(started), len(finished))
+        launch, self._launch_buf = self._launch_buf, []
+        if started:
+            try:
+                await self.store.record_started(started)
+            except Exception:
+                log.exception("store %r failed; %d started runs not recorded", self.store, len(started))
+        if launch:
+            await self._launch_batch(launch)
+
+    async def _launch_batch(self, runs: list[Run]) -> None:
+        """Start committed runs from one loop callback (not from the store task: a job's first
+        step must not run inside the scheduler's task) and return once all have been called."""
+        loop = self._loop
+        assert loop is not None
+        called: asyncio.Future[None] = loop.create_future()
+
+        def launch_all() -> None:
+            try:
+                now = self.clock.now_ms()  # timeouts count from the call, after the commit
+                simple: list[Run] = []
+                calls: list[tuple[Any, ...]] = []
+                for run in runs:
+                    if run.status != "running":
+                        continue
+                    job = run.job
+                    if job.eager and job.info.ctx_param is None and run.tenant is None:
+                        simple.append(run)
+                        calls.append((job.func, run.args, run.kwargs))
+                    else:
+                        self._launch(run, now)
+                if calls:  # the core calls and first-steps simple async jobs, as advance_eager does
+                    done, suspended, failed = _core.start_coroutines(calls)
+                    self._settle_started(
+                        [(simple[i], value) for i, value in done],
+                        [(simple[i], coro, first) for i, coro, first in suspended],
+                        [(simple[i], error) for i, error in failed],
+                        now,
+                    )
+            finally:
+                called.set_result(None)
+
+        loop.call_soon(launch_all)
+        await called
+
+    async def _save_new_defs(self, jobs: list[Job]) -> None:
+        from fastcron.stores.base import job_def
+
+        now = self.clock.now_ms()
+        await self.store.sync_jobs([job_def(job, now) for job in jobs], partial=True)
 
     def _job_state(self, slot: _Slot) -> JobState:
         return JobState(
@@ -1389,6 +1502,60 @@ class Scheduler:
         if not was:
             self._arm_timer()
         return jobs
+
+    async def add_dynamic(
+        self,
+        name: str,
+        schedule: str | Iterable[str] | None = None,
+        *,
+        call: str | None = None,
+        args: Iterable[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        command: Iterable[str] | None = None,
+        shell: bool = False,
+        timeout: float | None = None,
+        tz: str | None = None,
+        description: str | None = None,
+    ) -> Job:
+        """Create a job that lives in the store (as ``fastcron add`` does): it runs ``call``
+        ("pkg.mod:func" with JSON ``args``/``kwargs``) or ``command`` (an argv list, no shell unless
+        ``shell=True``, killed after ``timeout`` seconds) on ``schedule`` (None: manual only).
+        It is saved before it is armed, so it survives restarts and every process on the store
+        sees it. ``ConfigError`` for a bad target or arguments, ``DuplicateJobError`` for a taken name."""
+        import json
+
+        from fastcron._dynamic import make_dynamic_job
+        from fastcron.abc import DynamicTarget, JobDef
+
+        if (call is None) == (command is None):
+            raise ConfigError(f"dynamic job {name!r}: give exactly one of call= or command=")
+        schedules = [schedule] if isinstance(schedule, str) else list(schedule or ())
+        target = DynamicTarget(
+            call=call, args=list(args), kwargs=dict(kwargs or {}),
+            command=None if command is None else [str(part) for part in command], shell=shell, timeout=timeout,
+        )
+        try:
+            json.dumps([target.args, target.kwargs])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"dynamic job {name!r}: args and kwargs must be JSON: {exc}") from None
+        definition = JobDef(name=name, kind="dynamic", schedules=[s for s in schedules if s != "manual"],
+                            tz=tz, description=description, target=target)
+        job = make_dynamic_job(definition)  # validates before anything is stored
+        if name in self._by_name:
+            raise DuplicateJobError(f"job name {name!r} is taken (by {self._by_name[name].job.site}); remove it first")
+        await self.store.save_dynamic(definition)
+        self._dynamic.add(name)
+        self.registry.add(job)
+        return job
+
+    async def remove_dynamic(self, name: str) -> None:
+        """Delete a dynamic job from the store (with its history) and stop firing it."""
+        if name not in self._dynamic:
+            raise JobLookupError(f"no dynamic job named {name!r} in this scheduler")
+        self._dynamic.discard(name)
+        self.remove(name)
+        await self._flush_store()  # its last runs are written before the job and history go
+        await self.store.delete_job(name)
 
     def remove(self, name: str) -> Job:
         """Remove a job: it fires no more (running runs finish), queued fires are skipped."""

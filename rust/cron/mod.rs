@@ -29,7 +29,6 @@ pub enum DayRule {
     Either,
 }
 
-
 /// A parsed expression, zone-free.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CronExpr {
@@ -327,13 +326,8 @@ impl MonthDays {
     }
 }
 
-const FIELDS_5: [FieldKind; 5] = [
-    FieldKind::Minute,
-    FieldKind::Hour,
-    FieldKind::DayOfMonth,
-    FieldKind::Month,
-    FieldKind::DayOfWeek,
-];
+const FIELDS_5: [FieldKind; 5] =
+    [FieldKind::Minute, FieldKind::Hour, FieldKind::DayOfMonth, FieldKind::Month, FieldKind::DayOfWeek];
 const FIELDS_6: [FieldKind; 6] = [
     FieldKind::Second,
     FieldKind::Minute,

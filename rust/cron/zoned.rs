@@ -308,7 +308,12 @@ mod tests {
     #[test]
     fn a_search_starting_at_the_jump_still_fires_for_the_skipped_time() {
         // 2024-03-31 01:00:00Z is the jump in Berlin; the search starts exactly there.
-        check("0 2 * * *", "Europe/Berlin", "2024-03-31T00:59:59Z", &["2024-03-31T01:00:00Z", "2024-04-01T00:00:00Z"]);
+        check(
+            "0 2 * * *",
+            "Europe/Berlin",
+            "2024-03-31T00:59:59Z",
+            &["2024-03-31T01:00:00Z", "2024-04-01T00:00:00Z"],
+        );
         check("0 30 2 * * *", "America/New_York", "2024-03-10T06:59:59Z", &["2024-03-10T07:00:00Z"]);
     }
 
@@ -379,8 +384,15 @@ mod tests {
 
     #[test]
     fn searches_agree_with_brute_force_across_years_of_transitions() {
-        let expressions = ["30 2 * * *", "0 0 29 2 *", "*/30 * * * *", "15 1 * * 0", "0 0 * * *", "45 23 L * *"];
-        let zones = ["America/New_York", "Australia/Lord_Howe", "Pacific/Chatham", "America/Santiago", "Europe/Dublin"];
+        let expressions =
+            ["30 2 * * *", "0 0 29 2 *", "*/30 * * * *", "15 1 * * 0", "0 0 * * *", "45 23 L * *"];
+        let zones = [
+            "America/New_York",
+            "Australia/Lord_Howe",
+            "Pacific/Chatham",
+            "America/Santiago",
+            "Europe/Dublin",
+        ];
         let (from, until) = (ts("2023-01-01T00:00:00Z"), ts("2029-01-01T00:00:00Z"));
         for zone in zones {
             for expr in expressions {

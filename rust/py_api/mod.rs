@@ -112,11 +112,12 @@ fn moment_of(value: &Bound<'_, PyAny>, zone: &Zone, own: Option<&Py<PyTzInfo>>) 
             value.get_type().name()?
         )));
     };
-    let wall = days_from_civil(datetime.get_year(), u32::from(datetime.get_month()), u32::from(datetime.get_day()))
-        * SECONDS_PER_DAY
-        + i64::from(datetime.get_hour()) * SECONDS_PER_HOUR
-        + i64::from(datetime.get_minute()) * SECONDS_PER_MINUTE
-        + i64::from(datetime.get_second());
+    let wall =
+        days_from_civil(datetime.get_year(), u32::from(datetime.get_month()), u32::from(datetime.get_day()))
+            * SECONDS_PER_DAY
+            + i64::from(datetime.get_hour()) * SECONDS_PER_HOUR
+            + i64::from(datetime.get_minute()) * SECONDS_PER_MINUTE
+            + i64::from(datetime.get_second());
     let micros = i64::from(datetime.get_microsecond());
     let offset_micros = match datetime.get_tzinfo() {
         None => {
@@ -133,7 +134,8 @@ fn moment_of(value: &Bound<'_, PyAny>, zone: &Zone, own: Option<&Py<PyTzInfo>>) 
         Some(_) => {
             let offset = datetime.call_method0("utcoffset")?;
             let delta = offset.cast::<PyDelta>()?;
-            (i64::from(delta.get_days()) * SECONDS_PER_DAY + i64::from(delta.get_seconds())) * MICROS_PER_SECOND
+            (i64::from(delta.get_days()) * SECONDS_PER_DAY + i64::from(delta.get_seconds()))
+                * MICROS_PER_SECOND
                 + i64::from(delta.get_microseconds())
         }
     };
@@ -170,7 +172,11 @@ impl PyTrigger {
         )
     }
 
-    fn optional_datetime<'py>(&self, py: Python<'py>, instant: Option<i64>) -> PyResult<Option<Bound<'py, PyDateTime>>> {
+    fn optional_datetime<'py>(
+        &self,
+        py: Python<'py>,
+        instant: Option<i64>,
+    ) -> PyResult<Option<Bound<'py, PyDateTime>>> {
         instant.map(|instant| self.datetime(py, instant)).transpose()
     }
 
@@ -182,13 +188,21 @@ impl PyTrigger {
 #[pymethods]
 impl PyTrigger {
     /// The first fire time strictly after `dt`, aware in this schedule's zone, or None.
-    fn next_after<'py>(&self, py: Python<'py>, dt: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyDateTime>>> {
+    fn next_after<'py>(
+        &self,
+        py: Python<'py>,
+        dt: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyDateTime>>> {
         let next = self.next_after_moment(dt)?;
         self.optional_datetime(py, next)
     }
 
     /// The last fire time strictly before `dt`, aware in this schedule's zone, or None.
-    fn prev_before<'py>(&self, py: Python<'py>, dt: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyDateTime>>> {
+    fn prev_before<'py>(
+        &self,
+        py: Python<'py>,
+        dt: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyDateTime>>> {
         let moment = moment_of(dt, &self.zone, Some(&self.tzinfo))?;
         let before = moment.seconds.saturating_add(i64::from(moment.fractional));
         self.optional_datetime(py, self.schedule.prev_before(before))
@@ -201,7 +215,12 @@ impl PyTrigger {
     }
 
     /// The next `n` fire times after `dt`, fewer if the schedule ends.
-    fn next_n<'py>(&self, py: Python<'py>, dt: &Bound<'py, PyAny>, n: usize) -> PyResult<Vec<Bound<'py, PyDateTime>>> {
+    fn next_n<'py>(
+        &self,
+        py: Python<'py>,
+        dt: &Bound<'py, PyAny>,
+        n: usize,
+    ) -> PyResult<Vec<Bound<'py, PyDateTime>>> {
         if n > MAX_NEXT_N {
             return Err(pyo3::exceptions::PyValueError::new_err(format!(
                 "n={n} is more than {MAX_NEXT_N}: use iter_after() to walk further"
@@ -288,12 +307,20 @@ pub struct PyCron {
 impl PyCron {
     #[new]
     #[pyo3(signature = (expr, tz = None))]
-    fn new(py: Python<'_>, expr: &Bound<'_, PyAny>, tz: Option<&Bound<'_, PyAny>>) -> PyResult<PyClassInitializer<Self>> {
+    fn new(
+        py: Python<'_>,
+        expr: &Bound<'_, PyAny>,
+        tz: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyClassInitializer<Self>> {
         let expr = text_of(expr)?;
         let resolved = resolve_zone(py, tz)?;
         let parsed = crate::cron::CronExpr::parse(&expr).map_err(|e| to_py_error(py, e))?;
         let cron = Arc::new(Cron { expr: parsed, zone: resolved.zone.clone() });
-        let base = PyTrigger { schedule: Schedule::Cron(Arc::clone(&cron)), zone: resolved.zone, tzinfo: resolved.tzinfo };
+        let base = PyTrigger {
+            schedule: Schedule::Cron(Arc::clone(&cron)),
+            zone: resolved.zone,
+            tzinfo: resolved.tzinfo,
+        };
         Ok(PyClassInitializer::from(base).add_subclass(PyCron { expr: expr.to_string(), cron }))
     }
 
@@ -345,14 +372,23 @@ impl PyInterval {
     /// `start + k * period`, with `start` the Unix epoch unless given.
     #[new]
     #[pyo3(signature = (every, start = None, tz = None))]
-    fn new(py: Python<'_>, every: &str, start: Option<&Bound<'_, PyAny>>, tz: Option<&Bound<'_, PyAny>>) -> PyResult<PyClassInitializer<Self>> {
+    fn new(
+        py: Python<'_>,
+        every: &str,
+        start: Option<&Bound<'_, PyAny>>,
+        tz: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyClassInitializer<Self>> {
         let resolved = resolve_zone(py, tz)?;
         let anchor = match start {
             Some(start) if !start.is_none() => moment_of(start, &resolved.zone, None)?.seconds,
             _ => 0,
         };
         let interval = Interval::parse(every, anchor).map_err(|e| to_py_error(py, e))?;
-        let base = PyTrigger { schedule: Schedule::Interval(interval), zone: resolved.zone, tzinfo: resolved.tzinfo };
+        let base = PyTrigger {
+            schedule: Schedule::Interval(interval),
+            zone: resolved.zone,
+            tzinfo: resolved.tzinfo,
+        };
         Ok(PyClassInitializer::from(base).add_subclass(PyInterval { spec: every.to_string(), interval }))
     }
 
@@ -370,7 +406,12 @@ impl PyInterval {
 
     fn __repr__(slf: &Bound<'_, Self>) -> String {
         let this = slf.get();
-        format!("Interval({:?}, start={}, tz={:?})", this.spec, this.interval.anchor, slf.as_super().get().zone.name())
+        format!(
+            "Interval({:?}, start={}, tz={:?})",
+            this.spec,
+            this.interval.anchor,
+            slf.as_super().get().zone.name()
+        )
     }
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
@@ -394,7 +435,11 @@ impl PyOnce {
     /// Fires once, at `when` (a datetime, naive = wall time in `tz`, or epoch seconds).
     #[new]
     #[pyo3(signature = (when, tz = None))]
-    fn new(py: Python<'_>, when: &Bound<'_, PyAny>, tz: Option<&Bound<'_, PyAny>>) -> PyResult<PyClassInitializer<Self>> {
+    fn new(
+        py: Python<'_>,
+        when: &Bound<'_, PyAny>,
+        tz: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyClassInitializer<Self>> {
         let resolved = resolve_zone(py, tz)?;
         let at = moment_of(when, &resolved.zone, None)?.seconds;
         let base = PyTrigger { schedule: Schedule::Once(at), zone: resolved.zone, tzinfo: resolved.tzinfo };
@@ -424,9 +469,9 @@ impl PyOnce {
 
 /// The core schedule behind a `Trigger` (for the wheel).
 pub(crate) fn extract_schedule(value: &Bound<'_, PyAny>) -> PyResult<Schedule> {
-    let trigger = value.cast::<PyTrigger>().map_err(|_| {
-        PyTypeError::new_err("expected a fastcron Cron, Interval or Once")
-    })?;
+    let trigger = value
+        .cast::<PyTrigger>()
+        .map_err(|_| PyTypeError::new_err("expected a fastcron Cron, Interval or Once"))?;
     Ok(trigger.get().schedule.clone())
 }
 

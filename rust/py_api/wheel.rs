@@ -3,8 +3,8 @@
 //! returns; those come back as plain tuples, the cheapest thing to build and unpack.
 
 use pyo3::exceptions::PyValueError;
-use pyo3::prelude::*;
 use pyo3::intern;
+use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::schedule::Schedule;
@@ -134,26 +134,33 @@ impl PyWheel {
             std::mem::take(&mut this.out)
         };
         let mut batch = EagerBatch::default();
+        let mut rest: Vec<Fire> = Vec::new();
         let mut late_seen = false;
         let mut suspended_jobs: Vec<u64> = Vec::new();
-        for fire in &fires {
+        for (at, fire) in fires.iter().enumerate() {
             let call = eager_call(slots, fire, now_ms, &mut late_seen)?;
             let startable =
                 !late_seen && suspended_jobs.len() < budget && !suspended_jobs.contains(&fire.job_id);
             match call {
                 Some((func, args, kwargs)) if startable => {
-                    if batch.start(fire, &func, &args, &kwargs) {
+                    if batch.start(at, &func, &args, &kwargs) {
                         suspended_jobs.push(fire.job_id);
                     }
                 }
-                _ => batch.rest.push(*fire),
+                _ => rest.push(*fire),
             }
         }
+        let py = slf.py();
+        // Positions come from enumerating `fires`, so the lookup always finds its fire.
+        let key =
+            |at: usize| fires.get(at).map_or((0, 0, 0), |f| (f.job_id, f.schedule_index, f.scheduled_ms));
+        let (done, suspended, failed) = batch.into_lists(py, key)?;
+        let rest = PyList::new(py, rest.iter().map(fire_tuple))?;
         // Hand the allocation back for the next tick, unless a job is advancing the wheel now.
         if let Ok(mut this) = slf.try_borrow_mut() {
             this.out = fires;
         }
-        batch.into_lists(slf.py())
+        Ok((done, suspended, failed, rest))
     }
 
     fn __len__(&self) -> usize {
@@ -206,10 +213,10 @@ enum Outcome<'py> {
     Raised(Bound<'py, PyAny>),
 }
 
+/// Outcomes of started calls, by the caller's position of each call.
 #[derive(Default)]
 struct EagerBatch<'py> {
-    started: Vec<(Fire, Outcome<'py>)>,
-    rest: Vec<Fire>,
+    started: Vec<(usize, Outcome<'py>)>,
 }
 
 impl<'py> EagerBatch<'py> {
@@ -217,7 +224,7 @@ impl<'py> EagerBatch<'py> {
     /// outcome. Returns whether it suspended.
     fn start(
         &mut self,
-        fire: &Fire,
+        at: usize,
         func: &Bound<'py, PyAny>,
         args: &Bound<'py, PyTuple>,
         kwargs: &Bound<'py, PyAny>,
@@ -229,7 +236,7 @@ impl<'py> EagerBatch<'py> {
         let coroutine = match called {
             Ok(coroutine) => coroutine,
             Err(error) => {
-                self.started.push((*fire, Outcome::Raised(error.into_value(py).into_bound(py).into_any())));
+                self.started.push((at, Outcome::Raised(error.into_value(py).into_bound(py).into_any())));
                 return false;
             }
         };
@@ -237,10 +244,13 @@ impl<'py> EagerBatch<'py> {
         // SAFETY: `coroutine` is a live object we own a reference to and the GIL is held;
         // PyIter_Send stores a new reference in `yielded` for PYGEN_RETURN and PYGEN_NEXT and
         // leaves it NULL (with an exception set) for PYGEN_ERROR, which is what each arm reads.
-        let status = unsafe { pyo3::ffi::PyIter_Send(coroutine.as_ptr(), pyo3::ffi::Py_None(), &mut yielded) };
+        let status =
+            unsafe { pyo3::ffi::PyIter_Send(coroutine.as_ptr(), pyo3::ffi::Py_None(), &mut yielded) };
         let outcome = match status {
             // SAFETY: a new reference, per PyIter_Send's contract above.
-            pyo3::ffi::PySendResult::PYGEN_RETURN => Outcome::Returned(unsafe { Bound::from_owned_ptr(py, yielded) }),
+            pyo3::ffi::PySendResult::PYGEN_RETURN => {
+                Outcome::Returned(unsafe { Bound::from_owned_ptr(py, yielded) })
+            }
             pyo3::ffi::PySendResult::PYGEN_NEXT => {
                 // SAFETY: as above.
                 Outcome::Suspended(coroutine, unsafe { Bound::from_owned_ptr(py, yielded) })
@@ -250,30 +260,78 @@ impl<'py> EagerBatch<'py> {
             }
         };
         let suspended = matches!(outcome, Outcome::Suspended(..));
-        self.started.push((*fire, outcome));
+        self.started.push((at, outcome));
         suspended
     }
 
-    /// The four lists `advance_eager` returns.
-    fn into_lists(self, py: Python<'py>) -> PyResult<EagerLists<'py>> {
+    /// The done, suspended and failed lists: `(*key, value)`, `(*key, coroutine, yielded)`,
+    /// `(*key, exception)`, where `key(at)` names the call at position `at`.
+    fn into_lists<K>(self, py: Python<'py>, key: impl Fn(usize) -> K) -> PyResult<OutcomeLists<'py>>
+    where
+        K: PyTupleParts<'py>,
+    {
         let (done, suspended, failed) = (PyList::empty(py), PyList::empty(py), PyList::empty(py));
-        for (fire, outcome) in self.started {
-            let (job_id, index, scheduled_ms) = (fire.job_id, fire.schedule_index, fire.scheduled_ms);
+        for (at, outcome) in self.started {
+            let mut parts = key(at).parts(py)?;
             match outcome {
-                Outcome::Returned(value) => done.append((job_id, index, scheduled_ms, value))?,
-                Outcome::Suspended(coroutine, yielded) => {
-                    suspended.append((job_id, index, scheduled_ms, coroutine, yielded))?
+                Outcome::Returned(value) => {
+                    parts.push(value);
+                    done.append(PyTuple::new(py, parts)?)?
                 }
-                Outcome::Raised(error) => failed.append((job_id, index, scheduled_ms, error))?,
+                Outcome::Suspended(coroutine, yielded) => {
+                    parts.push(coroutine);
+                    parts.push(yielded);
+                    suspended.append(PyTuple::new(py, parts)?)?
+                }
+                Outcome::Raised(error) => {
+                    parts.push(error);
+                    failed.append(PyTuple::new(py, parts)?)?
+                }
             }
         }
-        let rest = PyList::new(py, self.rest.iter().map(fire_tuple))?;
-        Ok((done, suspended, failed, rest))
+        Ok((done, suspended, failed))
     }
 }
 
+/// A key that opens an outcome tuple: a fire's `(job_id, index, scheduled_ms)` or a position.
+trait PyTupleParts<'py> {
+    fn parts(self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>>;
+}
+
+impl<'py> PyTupleParts<'py> for (u64, u32, i64) {
+    fn parts(self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        Ok(vec![
+            self.0.into_pyobject(py)?.into_any(),
+            self.1.into_pyobject(py)?.into_any(),
+            self.2.into_pyobject(py)?.into_any(),
+        ])
+    }
+}
+
+impl<'py> PyTupleParts<'py> for usize {
+    fn parts(self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        Ok(vec![self.into_pyobject(py)?.into_any()])
+    }
+}
+
+type OutcomeLists<'py> = (Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyList>);
 type EagerLists<'py> = (Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyList>);
 
+/// Starts `calls[i] = (coroutine_function, args, kwargs)` in order, each called and sent None
+/// once, as `Wheel.advance_eager` does for due fires; for runs that were admitted and recorded
+/// first (a durable store commits them before they start). Returns `(done, suspended, failed)`
+/// with `(i, value)`, `(i, coroutine, yielded)` and `(i, exception)`.
+#[pyfunction]
+fn start_coroutines<'py>(calls: &Bound<'py, PyList>) -> PyResult<OutcomeLists<'py>> {
+    let mut batch = EagerBatch::default();
+    for (at, call) in calls.iter().enumerate() {
+        let (func, args, kwargs): EagerCall<'py> = call.extract()?;
+        batch.start(at, &func, &args, &kwargs);
+    }
+    batch.into_lists(calls.py(), |at| at)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<PyWheel>()
+    m.add_class::<PyWheel>()?;
+    m.add_function(wrap_pyfunction!(start_coroutines, m)?)
 }

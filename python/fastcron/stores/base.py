@@ -16,7 +16,7 @@ from fastcron.abc import DynamicTarget, JobDef
 if TYPE_CHECKING:
     from fastcron.job import Job, Run
 
-__all__ = ["FINAL", "NODE", "finished_values", "job_def", "run_key", "started_values"]
+__all__ = ["FINAL", "NODE", "finished_values", "job_def", "outcome_fields", "run_key", "started_fields", "started_values"]
 
 NODE: Final = socket.gethostname()
 FINAL: Final = frozenset({"succeeded", "failed", "timed_out", "cancelled", "skipped", "missed", "interrupted"})
@@ -46,8 +46,13 @@ def schedule_index(run: Run) -> int | None:
 
 def started_values(prefix: str, pid: int, run: Run) -> tuple[Any, ...]:
     """(id, job, schedule_index, scheduled_ms, started_ms, attempt, trigger, node, pid)."""
+    return (f"{prefix}{run.seq}", *started_fields(pid, run))
+
+
+def started_fields(pid: int, run: Run) -> tuple[Any, ...]:
+    """(job, schedule_index, scheduled_ms, started_ms, attempt, trigger, node, pid): a run's row
+    without its id, for stores that number runs themselves."""
     return (
-        f"{prefix}{run.seq}",
         run.job.name,
         schedule_index(run),
         run.scheduled_ms,
@@ -60,7 +65,12 @@ def started_values(prefix: str, pid: int, run: Run) -> tuple[Any, ...]:
 
 
 def finished_values(prefix: str, pid: int, run: Run) -> tuple[Any, ...]:
-    """``started_values`` + (finished_ms, duration_ms, status, error, traceback, message, stats)."""
+    """``started_values`` + ``outcome_fields``."""
+    return (*started_values(prefix, pid, run), *outcome_fields(run))
+
+
+def outcome_fields(run: Run) -> tuple[Any, ...]:
+    """(finished_ms, duration_ms, status, error, traceback, message, stats) of a finished run."""
     error = run.error
     error_text = tb = None
     if error is not None:
@@ -71,16 +81,7 @@ def finished_values(prefix: str, pid: int, run: Run) -> tuple[Any, ...]:
     duration = None
     if run.started_ms is not None and run.finished_ms is not None:
         duration = run.finished_ms - run.started_ms
-    return (
-        *started_values(prefix, pid, run),
-        run.finished_ms,
-        duration,
-        run.status,
-        error_text,
-        tb,
-        message,
-        stats,
-    )
+    return (run.finished_ms, duration, run.status, error_text, tb, message, stats)
 
 
 def _result_parts(run: Run) -> tuple[str | None, str | None]:

@@ -79,7 +79,7 @@ class MemoryStore(Store):
         if self._lease == holder:
             self._lease = None
 
-    async def sync_jobs(self, jobs: Sequence[JobDef]) -> None:
+    async def sync_jobs(self, jobs: Sequence[JobDef], *, partial: bool = False) -> None:
         names = {job.name for job in jobs}
         for job in jobs:
             old = self._jobs.get(job.name)
@@ -95,7 +95,7 @@ class MemoryStore(Store):
                     setattr(record, attr, getattr(old, attr))
             self._jobs[job.name] = record
         for record in self._jobs.values():
-            if record.kind == "code" and record.name not in names:
+            if not partial and record.kind == "code" and record.name not in names:
                 record.orphaned = True
 
     async def recover_interrupted(self) -> int:
