@@ -402,9 +402,10 @@ def main(argv: list[str] | None = None) -> int:
             for i, label in enumerate(labels):
                 rows.append([f"{workload}, N={n:,}: {label}", cells["fastcron"][i], cells["apscheduler"][i], ""])
 
-    # The same aligned workload with the SQLite store on (every run written: started, finished).
-    # Fires/s can reach at most N: the >= 50k fires/s target needs the N=100k row (full mode).
-    for n in sizes:
+    # The same aligned workload with the SQLite store on: every run committed as running before
+    # its function is called, then its outcome. Fires/s can reach at most N, so the >= 50k
+    # fires/s target is read from the N=50k row (always run) and the N=100k row (full mode).
+    for n in sorted({*sizes, 50_000}):
         print(f"dispatching N={n:,} aligned, store on (SQLite), for {duration:.0f} s: fastcron", file=sys.stderr)
         cells_sqlite = _dispatch_cells(_spawn("fastcron", "dispatch-sqlite", n, str(duration), duration * 4 + 120), n)
         labels = ["fires/s achieved (of N)", "lateness p50 (ms)", "lateness p99 (ms)", "lateness max (ms)"]
