@@ -137,6 +137,9 @@ class Store(ABC):
     schema_version: ClassVar[int] = 1
     shared: ClassVar[bool] = False
     """True if other processes may use the same data (the scheduler then polls it and keeps a lease)."""
+    cluster: ClassVar[bool] = False
+    """True if every scheduler on the store fires (no lease): fires are generated into the store
+    and claimed from it (the PostgreSQL store's protocol: ``generate_fires``, ``claim``, ``complete``)."""
     durable: ClassVar[bool] = False
     """True if runs outlive the process: the scheduler then commits each run as running
     (``record_started``) before calling its function, so a crash never hides a run that began."""

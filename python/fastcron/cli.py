@@ -58,7 +58,8 @@ def _build_parser() -> _Parser:
     def command(name: str, help: str, *, db: bool = True, app: bool = False) -> _Parser:
         sub: _Parser = commands.add_parser(name, help=help)
         if db:
-            sub.add_argument("--db", default=None, help="SQLite file (default $FASTCRON_DB or ./fastcron.db)")
+            sub.add_argument("--db", default=None,
+                             help="SQLite file or postgresql://... URL (default $FASTCRON_DB or ./fastcron.db)")
         if app:
             sub.add_argument("--app", default=None, help="module or file with the jobs (default $FASTCRON_APP)")
         sub.add_argument("--json", action="store_true", help="print JSON")
@@ -103,6 +104,7 @@ def _build_parser() -> _Parser:
     cleanup.add_argument("--days", type=float, default=30.0)
     cleanup.add_argument("--per-job", type=int, default=None, help="also keep at most this many runs per job")
     cleanup.add_argument("--dry-run", action="store_true")
+    command("nodes", "list the scheduler nodes of a PostgreSQL cluster: heartbeats, running counts")
     new = command("new", "write a job module from a template", db=False)
     new.add_argument("name")
     new.add_argument("--dir", default=".")
@@ -170,14 +172,25 @@ def _status(status: str | None) -> str:
 # ---------------------------------------------------------------------------------- store, app
 
 
-def _db_path(args: argparse.Namespace) -> Path:
-    return Path(args.db or os.environ.get("FASTCRON_DB") or "fastcron.db")
+def _db_target(args: argparse.Namespace) -> str:
+    return str(args.db or os.environ.get("FASTCRON_DB") or "fastcron.db")
+
+
+def _is_postgres(target: str) -> bool:
+    return target.startswith(("postgresql://", "postgres://"))
 
 
 def _open_store(args: argparse.Namespace, *, create: bool = False) -> Any:
     from fastcron.stores.sqlite import SQLiteStore
 
-    path = _db_path(args)
+    target = _db_target(args)
+    if _is_postgres(target):
+        try:
+            from fastcron.stores.postgres import PostgresStore
+        except ImportError:
+            raise _UsageError("fastcron: a postgresql:// database needs psycopg: pip install 'fastcron[postgres]'") from None
+        return PostgresStore(target)
+    path = Path(target)
     if not create and not path.exists():
         raise _UsageError(f"fastcron: database {path} does not exist (start the scheduler first, or pass --db)")
     return SQLiteStore(path)
@@ -624,8 +637,27 @@ def _cmd_start(args: argparse.Namespace, out: _Out) -> int:
             print(line, flush=True)
 
     scheduler.on(["succeeded", "failed", "timed_out", "missed", "skipped"], log_run)
-    print(f"fastcron: {len(registry)} job(s) from {_app_target(args)}, database {store.path}", file=sys.stderr, flush=True)
+    print(f"fastcron: {len(registry)} job(s) from {_app_target(args)}, database {store!r}", file=sys.stderr, flush=True)
     scheduler.run_forever(grace=args.grace)
+    return EXIT_OK
+
+
+def _cmd_nodes(args: argparse.Namespace, out: _Out) -> int:
+    if not _is_postgres(_db_target(args)):
+        raise _UsageError("fastcron nodes: nodes exist only on a PostgreSQL store (--db postgresql://...)")
+    nodes = asyncio.run(_with_store(args, lambda s: s.nodes()))
+    data = [
+        {"node": n.node, "host": n.host, "pid": n.pid, "state": n.state, "heartbeat_age_s": n.heartbeat_age_ms / 1000,
+         "running": n.running, "started": _iso(n.started_ms)}
+        for n in nodes
+    ]
+
+    def render() -> None:
+        out.table("Nodes", ["node", "state", "heartbeat", "running", "started"],
+                  [[d["node"], d["state"], f"{d['heartbeat_age_s']:.1f}s ago", d["running"], (d["started"] or "")[:19]]
+                   for d in data])
+
+    out.emit(data, "table", "Nodes", render)
     return EXIT_OK
 
 
@@ -665,6 +697,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, _Out], int]] = {
     "explain": _cmd_explain,
     "cleanup": _cmd_cleanup,
     "new": _cmd_new,
+    "nodes": _cmd_nodes,
     **{name: _cmd_control for name in CONTROL},
 }
 

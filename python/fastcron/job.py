@@ -820,6 +820,8 @@ class Run:
     result: Any = None
     error: BaseException | None = None
     store_id: int | None = None  # the run's row in a store that numbers runs (SQLite)
+    fire_id: int | None = None  # the fire this run is an attempt of (a cluster store's claim)
+    retry_at_ms: int | None = None  # a claimed attempt that failed: when its fire is due again
     _task: Any = None
     _timer: Any = None
     _waiter: asyncio.Future[Run] | None = None

@@ -50,6 +50,7 @@ from fastcron.errors import (
     JobLookupError,
     JobTimeoutError,
     SchedulerStateError,
+    StoreError,
 )
 from fastcron.abc import Command, JobState, Store
 from fastcron.events import Event, EventBus, EventKind, Receiver
@@ -71,6 +72,11 @@ DEFAULT_POLL_S: Final = 0.5  # how often a shared store is polled for outside ch
 DEFAULT_RETENTION_DAYS: Final = 30.0
 DEFAULT_HISTORY_PER_JOB: Final = 10_000
 PRUNE_EVERY_S: Final = 600.0
+CLUSTER_POLL_S: Final = 1.0  # a cluster node asks the store at least this often what is due
+CLUSTER_AGAIN_S: Final = 0.02  # after claiming: other nodes take their share, then this one looks again
+CLUSTER_UNKNOWN_RETRY_MS: Final = 2000
+STORE_RETRY_S: Final = 1.0  # a failed write of finished runs is tried again after this
+STOP_WRITE_ATTEMPTS: Final = 5
 FINISH_CHUNK: Final = 5000  # finished runs per store write; starts waiting are written between chunks
 _JSON_FAST: Final = (type(None), str, int, float, bool)
 _KEEP: Final[Any] = object()  # "argument not given", where None is a meaningful value
@@ -223,6 +229,7 @@ class Scheduler:
         self._launch_buf: list[Run] = []
         self._flush_lock: asyncio.Lock | None = None
         self._flush_spawned = False
+        self._store_failing = False
         self._new_defs: dict[str, Job] = {}  # jobs added at run time, not yet written to the store
         self._finished_buf: list[Run] = []
         self._dirty: dict[str, _Slot] = {}
@@ -243,6 +250,11 @@ class Scheduler:
         self.is_leader = False
         self._dynamic: set[str] = set()
         self._control_task: asyncio.Task[None] | None = None
+        # A cluster store (PostgreSQL): every node fires; fires come from the store (see _cluster_loop).
+        self._cluster = self.store.cluster
+        self._cluster_task: asyncio.Task[None] | None = None
+        self._cluster_wakeup: asyncio.Event | None = None
+        self._db_offset_ms = 0  # the store's clock minus ours, from the last claim
         for job in self.registry:
             self._add_slot(job)
         self._unsubscribe = _subscribe_weakly(self.registry, self)
@@ -293,6 +305,8 @@ class Scheduler:
         self._store_task = loop.create_task(self._store_loop(), name="fastcron-store")
         if self.store.shared:
             self._control_task = loop.create_task(self._control_loop(), name="fastcron-control")
+        if self._cluster:
+            await self._join_cluster(loop)
         self._done = loop.create_future()
         self._arm_timer()
         assert self._ready is not None
@@ -325,6 +339,9 @@ class Scheduler:
         self._state = _STOPPING
         self._cancel_timers()
         self._drop_queued()
+        if self._cluster_task is not None and self._cluster_task is not asyncio.current_task():
+            self._cluster_task.cancel()  # no more claims
+            await asyncio.gather(self._cluster_task, return_exceptions=True)
         await self._flush_store()  # runs admitted before stop() are committed and started
         waiters = [self._waiter(run) for run in list(self._active) if run._task is not None]
         if waiters:
@@ -355,12 +372,29 @@ class Scheduler:
         self._unsubscribe()
         self._bus.flush()
         if self._store_task is not None:
-            self._store_task.cancel()
+            # Cancelled only between writes: a batch cancelled mid-write would be lost, or be
+            # written twice.
+            if self._flush_lock is None:
+                self._flush_lock = asyncio.Lock()
+            async with self._flush_lock:
+                self._store_task.cancel()
             await asyncio.gather(self._store_task, return_exceptions=True)
         if self._control_task is not None and self._control_task is not asyncio.current_task():
             self._control_task.cancel()
             await asyncio.gather(self._control_task, return_exceptions=True)
         await self._flush_store()
+        for _ in range(STOP_WRITE_ATTEMPTS):  # the store may be back in a moment (a restart)
+            if not self._finished_buf:
+                break
+            await asyncio.sleep(STORE_RETRY_S)
+            await self._flush_store()
+        if self._finished_buf:
+            log.error("store %r: %d finished runs could not be recorded before stopping", self.store, len(self._finished_buf))
+        if self._cluster_task is not None:
+            try:
+                await self.store.unregister_node(self.node)  # type: ignore[attr-defined]
+            except Exception:
+                log.exception("store %r failed to unregister node %s", self.store, self.node)
         if self.is_leader:
             self.is_leader = False
             try:
@@ -527,19 +561,116 @@ class Scheduler:
             if action in ("pause", "resume", "enable", "disable"):
                 getattr(self, action)(name)
             elif action == "run":
-                assert self._loop is not None
-                self._loop.create_task(self._run_quietly(name))
+                if not self._cluster:  # in a cluster the command made a fire, which one node claims
+                    assert self._loop is not None
+                    self._loop.create_task(self._run_quietly(name))
             elif action == "add":
                 for record in await self.store.list_jobs():
                     if record.name == name and record.kind == "dynamic":
                         self._add_dynamic(record)
             elif action == "remove":
-                if name in self._dynamic:
+                if name in self._dynamic and self._cluster:
+                    self._dynamic.discard(name)  # every node hears it; the store is already clean
+                    self.remove(name)
+                elif name in self._dynamic:
                     await self.remove_dynamic(name)  # also drops runs recorded since the CLI deleted it
             else:
                 log.warning("fastcron: unknown command %r for job %r", action, name)
         except JobLookupError:
             log.warning("fastcron: command %r: no job named %r in this scheduler", action, name)
+
+    # ------------------------------------------------------------------ cluster (PostgreSQL)
+
+    async def _join_cluster(self, loop: asyncio.AbstractEventLoop) -> None:
+        store: Any = self.store
+        wakeup = self._cluster_wakeup = asyncio.Event()
+
+        def heard(_command: Any) -> None:  # from the store's listener thread
+            loop.call_soon_threadsafe(wakeup.set)
+
+        store.on_notify = heard
+        await store.register_node(self.node, os.getpid())
+        self._cluster_task = loop.create_task(self._cluster_loop(), name="fastcron-cluster")
+
+    async def _cluster_loop(self) -> None:
+        """Make and take fires through the store, on the store's clock.
+
+        Each round: generate the fires that are due (every node may; the store's unique fire key
+        makes each exist once), claim up to this node's free capacity (at most a fair share; the
+        claim commits the attempt as running), start them, then sleep until the store says the
+        next thing is due, at most CLUSTER_POLL_S, or until a notification (run now, pause...)
+        or a finished run frees capacity. A node that was reaped re-registers before claiming.
+        """
+        store: Any = self.store
+        wakeup = self._cluster_wakeup
+        assert wakeup is not None
+        failing = False
+        while self._state == _RUNNING:
+            delay = CLUSTER_POLL_S
+            try:
+                if store.reaped:
+                    log.warning("fastcron: node %s was reaped (presumed dead); registering again", self.node)
+                    await store.register_node(self.node, os.getpid())
+                await store.generate_fires(self._fire_rule)
+                store.set_running(self._total)
+                claims = await store.claim(self.node, self.max_concurrency - self._total)
+                if claims:
+                    self._db_offset_ms = claims[0].started_ms - self.clock.now_ms()
+                    for claim in claims:
+                        self._start_claim(claim)
+                    delay = CLUSTER_AGAIN_S  # more may be due than this node's share: look again soon
+                else:
+                    now, earliest = await store.next_due()
+                    if earliest is not None:
+                        delay = min(CLUSTER_POLL_S, max(CLUSTER_AGAIN_S, (earliest - now) / 1000))
+                if failing:
+                    log.info("fastcron: the store %r is reachable again", store)
+                    failing = False
+            except Exception as exc:  # the database restarting, a network blip: keep trying
+                if not failing:
+                    log.error("fastcron: cluster round on %r failed (%s); retrying", store, exc)
+                    failing = True
+                delay = CLUSTER_POLL_S
+            wakeup.clear()
+            try:
+                await asyncio.wait_for(wakeup.wait(), delay)
+            except TimeoutError:
+                pass
+
+    def _fire_rule(self, name: str, index: int) -> Any:
+        """What the store needs to turn a schedule's instants into fires, from this node's code."""
+        slot = self._by_name.get(name)
+        if slot is None or not 0 <= index < len(slot.job.schedules):
+            return None
+        opts = slot.job.opts
+        return _FireRule(slot.job.schedules[index].trigger, opts.misfire_grace_ms, opts.catchup, opts.retries + 1)
+
+    def _start_claim(self, claim: Any) -> None:
+        slot = self._by_name.get(claim.job)
+        index = claim.schedule_index
+        if slot is None or (index is not None and not 0 <= index < len(slot.job.schedules)):
+            # Another node's code has this job; hand the fire back for one of them.
+            job_name = claim.job
+            run = Run(slot, self._unknown_job(job_name), next(self._seq), claim.scheduled_ms, claim.trigger, (), {})
+            run.fire_id, run.attempt = claim.fire_id, claim.attempt
+            run.retry_at_ms = self.clock.now_ms() + self._db_offset_ms + CLUSTER_UNKNOWN_RETRY_MS
+            run.started_ms = run.finished_ms = self.clock.now_ms()
+            run.status = "failed"
+            run.error = JobLookupError(f"node {self.node} has no job {job_name!r} (schedule {index}) in its code")
+            self._finished_buf.append(run)
+            self._wake_store()
+            return
+        job = slot.job
+        args, kwargs = ((), {}) if index is None else (job.schedules[index].args, job.schedules[index].kwargs)
+        trigger: Trigger = "retry" if claim.attempt > 1 else claim.trigger
+        run = Run(slot, job, next(self._seq), claim.scheduled_ms, trigger, args, kwargs)
+        run.fire_id, run.attempt = claim.fire_id, claim.attempt
+        if index is not None:
+            slot.last_scheduled_ms = max(slot.last_scheduled_ms or 0, claim.scheduled_ms)
+        self._start(run, True)
+
+    def _unknown_job(self, name: str) -> Job:
+        return make_job(_not_here, "manual", name=name)
 
     async def _run_quietly(self, name: str) -> None:
         try:
@@ -563,7 +694,7 @@ class Scheduler:
     # ------------------------------------------------------------------ the hot path
 
     def _arm_timer(self) -> None:
-        if self._state != _RUNNING:
+        if self._state != _RUNNING or self._cluster:  # a cluster's fires come from its store
             return
         deadline = self._wheel.next_deadline()
         cap = self.clock.max_sleep_ms
@@ -863,6 +994,11 @@ class Scheduler:
         now = self.clock.now_ms()
         run.started_ms = now
         run.status = "running"
+        if run.fire_id is not None:  # the claim committed it as running
+            if "started" in self._bus.wanted:
+                self._emit_run("started", run)
+            self._launch(run, now)
+            return
         self._started_buf.append(run)
         if "started" in self._bus.wanted:
             self._emit_run("started", run)
@@ -1000,8 +1136,11 @@ class Scheduler:
         else:
             status, error = "failed", exc
         if status in ("failed", "timed_out") and run.attempt <= job.opts.retries and self._state in (_RUNNING, _NEW):
-            self._schedule_retry(run, error)
-            return
+            if run.fire_id is not None:  # the fire goes back to the store, for any node to retry
+                run.retry_at_ms = self.clock.now_ms() + self._db_offset_ms + job.retry_delay_for(run.attempt)
+            else:
+                self._schedule_retry(run, error)
+                return
         self._final(run, status, result, error)
 
     def _schedule_retry(self, run: Run, error: BaseException | None) -> None:
@@ -1347,9 +1486,16 @@ class Scheduler:
                 chunk = finished[:FINISH_CHUNK]
                 del finished[:FINISH_CHUNK]
                 try:
-                    await store.record_finished(chunk)
-                except Exception:
-                    log.exception("store %r failed; %d finished runs not recorded", store, len(chunk))
+                    await self._record_finished(chunk)
+                except Exception as exc:
+                    # Kept and retried: an outcome that is never written leaves its run (or, in a
+                    # cluster, its fire) running in the store forever.
+                    finished[:0] = chunk
+                    self._store_failed(exc, f"{len(finished)} finished runs wait to be recorded")
+                    break
+                if self._store_failing:
+                    log.info("store %r is writable again; pending runs recorded", store)
+                    self._store_failing = False
                 if self._started_buf:
                     await self._write_starts()
             dirty, self._dirty = self._dirty, {}
@@ -1362,14 +1508,44 @@ class Scheduler:
             except Exception:
                 log.exception("store %r failed to save job states", store)
 
+    def _store_failed(self, exc: Exception, what: str) -> None:
+        """Log a store failure once per outage (a StoreError is one line) and retry in a second."""
+        if not self._store_failing:
+            self._store_failing = True
+            if isinstance(exc, StoreError):
+                log.error("store %r failed: %s; %s, retrying", self.store, exc, what)
+            else:
+                log.exception("store %r failed; %s, retrying", self.store, what)
+        if self._loop is not None and self._state != _STOPPED:
+            self._loop.call_later(STORE_RETRY_S, self._wake_store)
+
+    async def _record_finished(self, runs: list[Run]) -> None:
+        claimed = [run for run in runs if run.fire_id is not None] if self._cluster else []
+        if claimed:
+            from fastcron.stores.postgres import outcome_of
+
+            outcomes = [outcome_of(run, run.fire_id, run.attempt, run.retry_at_ms) for run in claimed]  # type: ignore[arg-type]
+            fenced = await self.store.complete(self.node, outcomes)  # type: ignore[attr-defined]
+            if fenced:
+                log.warning(
+                    "fastcron: %d result(s) discarded: their fires were reaped from this node "
+                    "(it was presumed dead) and handed to another: fire ids %s",
+                    len(fenced), ", ".join(map(str, fenced[:10])),
+                )
+            runs = [run for run in runs if run.fire_id is None]
+        if runs:
+            await self.store.record_finished(runs)
+
     async def _write_starts(self) -> None:
         started, self._started_buf = self._started_buf, []
         launch, self._launch_buf = self._launch_buf, []
         if started:
             try:
                 await self.store.record_started(started)
+            except StoreError as exc:  # they start anyway; their finishes are still written
+                log.error("store %r failed: %s; %d runs start without a running row", self.store, exc, len(started))
             except Exception:
-                log.exception("store %r failed; %d started runs not recorded", self.store, len(started))
+                log.exception("store %r failed; %d runs start without a running row", self.store, len(started))
         if launch:
             await self._launch_batch(launch)
 
@@ -1787,6 +1963,18 @@ class Scheduler:
             await self._flush_store()
         return [item for item in sink if isinstance(item, Run)]
 
+
+
+@dataclass(frozen=True, slots=True)
+class _FireRule:
+    trigger: Any
+    misfire_grace_ms: int
+    catchup: str
+    max_attempts: int
+
+
+def _not_here() -> None:
+    """Stands in for a job this node's code does not have (its claimed fire is handed back)."""
 
 
 def _env_float(name: str, default: float) -> float:
