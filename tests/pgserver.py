@@ -74,8 +74,11 @@ class PgServer:
     test can take the server away for a while. ``cleanup()`` kills it and deletes the directory.
     """
 
-    def __init__(self, bin_dir: Path | None = None, *, standby_of: PgServer | None = None) -> None:
+    def __init__(
+        self, bin_dir: Path | None = None, *, standby_of: PgServer | None = None, settings: tuple[str, ...] = ()
+    ) -> None:
         self.bin_dir: Path = bin_dir or (standby_of.bin_dir if standby_of else find_bin_dir())
+        self.settings = SERVER_SETTINGS + settings  # later -c settings win: a benchmark asks for durability
         self.as_root = os.geteuid() == 0
         self.root = Path(tempfile.mkdtemp(prefix="fastcron-pg-"))
         self.data = self.root / "data"
@@ -122,7 +125,7 @@ class PgServer:
             return
         cmd = [str(self.bin_dir / "postgres"), "-D", str(self.data), "-p", str(self.port),
                "-c", "listen_addresses=127.0.0.1", "-k", str(self.root)]
-        for setting in SERVER_SETTINGS:
+        for setting in self.settings:
             cmd += ["-c", setting]
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap
         self.process = subprocess.Popen(

@@ -595,11 +595,11 @@ class Scheduler:
     async def _cluster_loop(self) -> None:
         """Make and take fires through the store, on the store's clock.
 
-        Each round: generate the fires that are due (every node may; the store's unique fire key
-        makes each exist once), claim up to this node's free capacity (at most a fair share; the
-        claim commits the attempt as running), start them, then sleep until the store says the
-        next thing is due, at most CLUSTER_POLL_S, or until a notification (run now, pause...)
-        or a finished run frees capacity. A node that was reaped re-registers before claiming.
+        Each round: claim due fires up to this node's free capacity (at most a fair share; the
+        claim commits the attempt as running) and start them, then generate the fires of the
+        coming second (every node may; the store's unique fire key makes each exist once), then
+        sleep until the store says the next thing is due, at most CLUSTER_POLL_S, or until a
+        notification (run now, pause...). A node that was reaped re-registers before claiming.
         """
         store: Any = self.store
         wakeup = self._cluster_wakeup
@@ -611,13 +611,16 @@ class Scheduler:
                 if store.reaped:
                     log.warning("fastcron: node %s was reaped (presumed dead); registering again", self.node)
                     await store.register_node(self.node, os.getpid())
-                await store.generate_fires(self._fire_rule)
+                # Claim before generating: what is due now starts first; fires are generated a
+                # second ahead of their instant, so the generation that follows is for later.
                 store.set_running(self._total)
                 claims = await store.claim(self.node, self.max_concurrency - self._total)
                 if claims:
                     self._db_offset_ms = claims[0].started_ms - self.clock.now_ms()
                     for claim in claims:
                         self._start_claim(claim)
+                generated = await store.generate_fires(self._fire_rule)
+                if claims or generated:
                     delay = CLUSTER_AGAIN_S  # more may be due than this node's share: look again soon
                 else:
                     now, earliest = await store.next_due()

@@ -80,6 +80,10 @@ CHANNEL: Final = "fastcron"
 NEVER_MS: Final = 2**63 - 1
 """``schedules.next_fire_ms`` of a schedule that will not fire again (a past ``Once``)."""
 LATE_LIMIT: Final = 100
+# Fires are made this far ahead of their instant (pending, claimable once due), so that at the
+# instant itself the only work left between a fire and its start is the claim. A pause or a
+# disable stops fires not yet made: those already made, at most this far ahead, still run.
+GENERATE_AHEAD_MS: Final = 1000
 """Late instants enumerated per schedule per ``generate_fires`` call; older ones are skipped."""
 PRUNE_BATCH: Final = 5000
 MANUAL_MAX_ATTEMPTS: Final = 1
@@ -180,11 +184,10 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         stats jsonb,
         node text,
         pid int
-    );
+    ) WITH (fillfactor = 85);  -- room for the outcome's update on the same page (HOT: no index touched)
     CREATE INDEX runs_by_seq ON fastcron.runs (seq);
     CREATE INDEX runs_by_job ON fastcron.runs (job, seq);
     CREATE INDEX runs_by_started ON fastcron.runs (started_ms);
-    CREATE INDEX runs_running ON fastcron.runs (node) WHERE status = 'running';
     CREATE TABLE fastcron.nodes (
         node text PRIMARY KEY,
         host text NOT NULL,
@@ -200,10 +203,18 @@ SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 # ---------------------------------------------------------------- statements
 
-_JOB_COLUMNS: Final = (
-    "name, kind, schedules, tz, coalesce(enabled, enabled_code), paused, description, orphaned, run_count, "
-    "failure_count, last_run_ms, last_status, last_error, last_duration_ms, next_run_ms, last_scheduled_ms, target"
-)
+# Generating fires touches schedules and fires only, never the wide jobs rows (updating those for
+# every fire was most of a round's cost): a job's next and last scheduled instants are read from
+# its schedules and fires here.
+_JOB_COLUMNS: Final = f"""
+    name, kind, schedules, tz, coalesce(enabled, enabled_code), paused, description, orphaned, run_count,
+    failure_count, last_run_ms, last_status, last_error, last_duration_ms,
+    CASE WHEN orphaned THEN NULL ELSE coalesce(
+        (SELECT nullif(min(s.next_fire_ms), {NEVER_MS}) FROM fastcron.schedules s WHERE s.job = name), next_run_ms) END,
+    greatest(last_scheduled_ms,
+        (SELECT max(f.scheduled_ms) FROM fastcron.fires f WHERE f.job = name AND f.schedule_index IS NOT NULL)),
+    target
+"""
 _RUN_COLUMNS: Final = (
     "id, job, schedule_index, scheduled_ms, started_ms, finished_ms, duration_ms, status, attempt, trigger, "
     "error, traceback, message, stats, node, pid"
@@ -293,14 +304,6 @@ _ADVANCE_SCHEDULES: Final = """
     UPDATE fastcron.schedules s SET next_fire_ms = u.next
     FROM unnest(%s::text[], %s::int[], %s::bigint[]) AS u(job, idx, next)
     WHERE s.job = u.job AND s.schedule_index = u.idx
-"""
-_TOUCH_GENERATED: Final = f"""
-    UPDATE fastcron.jobs j SET
-        next_run_ms = (SELECT nullif(min(s.next_fire_ms), {NEVER_MS}) FROM fastcron.schedules s WHERE s.job = j.name),
-        last_scheduled_ms = greatest(j.last_scheduled_ms, u.last),
-        updated_ms = {NOW_MS}
-    FROM (SELECT job, max(at) AS last FROM unnest(%s::text[], %s::bigint[]) AS g(job, at) GROUP BY job) AS u
-    WHERE j.name = u.job
 """
 # A node claims at most its fair share of what is due, and only while its row says alive: the
 # KEY SHARE lock on that row makes a concurrent reaper skip the node until this claim committed
@@ -1074,7 +1077,7 @@ class PostgresStore(Store):
         generating concurrently take disjoint rows; the unique fire key covers the rest). For each,
         ``rules(job, schedule_index)`` gives the node's ``FireRule`` (None: this node does not know
         the job; the row is left alone). A row never armed (NULL) is armed after now, without
-        fires. Otherwise each instant up to now becomes a fire: on time (late by at most
+        fires. Otherwise each instant up to now + ``GENERATE_AHEAD_MS`` becomes a fire: on time (late by at most
         ``misfire_grace_ms``) pending with trigger ``schedule``; late ones by ``catchup``: ``all``
         pending ``catch-up`` (due now), ``latest`` only the newest (unless one is on time in this
         batch), ``skip`` none; the others are inserted ``missed`` with a missed runs row saying why.
@@ -1084,7 +1087,7 @@ class PostgresStore(Store):
 
         async def generate(conn: psycopg.AsyncConnection[Any]) -> int:
             now = int((await (await conn.execute(f"SELECT {NOW_MS}")).fetchone() or [0])[0])
-            cur = await conn.execute(_DUE_SCHEDULES, {"now": now, "limit": limit})
+            cur = await conn.execute(_DUE_SCHEDULES, {"now": now + GENERATE_AHEAD_MS, "limit": limit})
             fires: dict[str, list[Any]] = {k: [] for k in ("job", "idx", "at", "due", "trigger", "state", "max", "message")}
             advance: list[tuple[str, int, int]] = []
             for job, index, next_ms in await cur.fetchall():
@@ -1099,11 +1102,6 @@ class PostgresStore(Store):
                 row = await (await conn.execute(_INSERT_FIRES, {**fires, "now": now})).fetchone()
                 created = int(row[0]) if row else 0
             await conn.execute(_ADVANCE_SCHEDULES, [list(col) for col in zip(*advance, strict=True)])
-            newest: dict[str, int | None] = {job: None for job, _, _ in advance}
-            for job, at in zip(fires["job"], fires["at"], strict=True):
-                newest[job] = max(at, newest[job] or at)
-            names = sorted(newest)
-            await conn.execute(_TOUCH_GENERATED, [names, [newest[n] for n in names]])
             return created
 
         return await self._tx("generating fires", generate)
@@ -1115,7 +1113,7 @@ class PostgresStore(Store):
         rows = await self._fetch(
             "reading the next due instant",
             f"""SELECT {NOW_MS},
-                    (SELECT min(next_fire_ms) FROM fastcron.schedules),
+                    (SELECT min(next_fire_ms) - {GENERATE_AHEAD_MS} FROM fastcron.schedules),
                     (SELECT min(due_ms) FROM fastcron.fires WHERE state = 'pending')""",
         )
         now, schedule_ms, fire_ms = rows[0]
@@ -1278,7 +1276,7 @@ def _plan(fires: dict[str, list[Any]], job: str, index: int, next_ms: int | None
     late: list[int] = []
     truncated = False
     t: int | None = next_ms // 1000
-    while t is not None and t * 1000 <= now:
+    while t is not None and t * 1000 <= now + GENERATE_AHEAD_MS:
         at = t * 1000
         if now - at <= grace:
             on_time.append(at)
