@@ -205,3 +205,47 @@ def test_three_nodes_survive_kill_stop_clock_skew_and_a_database_restart(pg_serv
     node_c = query(pg_server, db, "SELECT node FROM fastcron.nodes WHERE pid = %s", (nodes["c"].pid,))[0][0]
     assert shares.get(node_c, 0) >= total / 5, shares
     assert shares.get(node_b, 0) >= total / 10, shares  # stopped for 15 s of the window
+
+
+CLI_APP = '''
+from fastcron import job
+
+@job("0 0 1 1 *", name="yearly")
+def yearly():
+    return "done"
+
+@job("manual", name="broken")
+async def broken():
+    raise RuntimeError("kaput")
+'''
+
+
+def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    app = tmp_path / "cli_app.py"
+    if not app.exists():
+        app.write_text(CLI_APP)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTCRON_")}
+    env["FASTCRON_APP"] = str(app)
+    return subprocess.run([sys.executable, "-m", "fastcron", *args], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path, env=env)
+
+
+def test_the_command_line_works_against_postgresql(pg_server: PgServer, pg_dsn: str, tmp_path: Path) -> None:
+    import json
+
+    url = f"postgresql://postgres@127.0.0.1:{pg_server.port}/{pg_dsn.split('dbname=')[1]}"
+    ran = cli(tmp_path, "run", "--all", "--sequential", "--db", url, "--json")
+    assert ran.returncode == 1, ran.stderr  # broken failed
+    assert {d["job"]: d["status"] for d in json.loads(ran.stdout)["data"]} == {"yearly": "succeeded", "broken": "failed"}
+    assert cli(tmp_path, "pause", "yearly", "--db", url).returncode == 0
+    listed = {d["name"]: d for d in json.loads(cli(tmp_path, "list", "--db", url, "--json").stdout)["data"]}
+    assert listed["yearly"]["state"] == "paused" and listed["yearly"]["run_count"] == 1
+    assert listed["broken"]["last_status"] == "failed"
+    history = json.loads(cli(tmp_path, "history", "--db", url, "--status", "failed", "--json").stdout)["data"]
+    assert [(h["job"], h["error"]) for h in history] == [("broken", "RuntimeError: kaput")]
+    nodes = cli(tmp_path, "nodes", "--db", url, "--json")
+    assert nodes.returncode == 0 and json.loads(nodes.stdout)["data"] == []  # no scheduler started
+    not_pg = cli(tmp_path, "nodes", "--db", str(tmp_path / "x.db"))
+    assert not_pg.returncode == 2 and "only on a PostgreSQL store" in not_pg.stderr
+    down = cli(tmp_path, "list", "--db", "postgresql://postgres@127.0.0.1:1/nothing")
+    assert down.returncode == 2 and len(down.stderr.strip().splitlines()) == 1 and "Traceback" not in down.stderr
