@@ -68,7 +68,8 @@ def query(server: PgServer, dbname: str, sql: str, params: Any = None) -> list[A
     import psycopg
 
     with psycopg.connect(server.dsn(dbname), autocommit=True) as conn:
-        return conn.execute(sql, params).fetchall()
+        cursor = conn.execute(sql, params)
+        return cursor.fetchall() if cursor.description is not None else []
 
 
 def wait_until(check: Any, timeout: float, what: str) -> None:
@@ -249,3 +250,45 @@ def test_the_command_line_works_against_postgresql(pg_server: PgServer, pg_dsn: 
     assert not_pg.returncode == 2 and "only on a PostgreSQL store" in not_pg.stderr
     down = cli(tmp_path, "list", "--db", "postgresql://postgres@127.0.0.1:1/nothing")
     assert down.returncode == 2 and len(down.stderr.strip().splitlines()) == 1 and "Traceback" not in down.stderr
+
+
+def test_a_node_rereads_the_store_after_losing_its_notifications(pg_server: PgServer, pg_dsn: str) -> None:
+    import asyncio
+
+    from fastcron import Registry, Scheduler
+    from fastcron.abc import Command, DynamicTarget, JobDef
+    from fastcron.stores.postgres import PostgresStore
+
+    db = pg_dsn.split("dbname=")[1]
+
+    async def main() -> None:
+        registry = Registry()
+
+        @registry.job("0 0 1 1 *", name="yearly")
+        def yearly() -> None:
+            pass
+
+        scheduler = Scheduler(registry, store=PostgresStore(pg_dsn))
+        async with scheduler:
+            other = PostgresStore(pg_dsn)
+            await other.open()
+            # Written and notified while the node listens: it hears at once.
+            await other.save_dynamic(JobDef("heard", kind="dynamic", target=DynamicTarget(command=["true"])))
+            await other.post_command(Command("add", "heard"))
+            await _until(lambda: "heard" in {j.name for j in scheduler.jobs}, "the notified job")
+            # Written behind its back (no notification), then its listening connection is cut.
+            query(pg_server, db, "UPDATE fastcron.jobs SET paused = true WHERE name = 'yearly'")
+            await other.save_dynamic(JobDef("unheard", kind="dynamic", target=DynamicTarget(command=["true"])))
+            assert pg_server.terminate_backends(db, "fastcron-heartbeat") >= 1
+            await _until(lambda: "unheard" in {j.name for j in scheduler.jobs}, "the resync after reconnecting")
+            await _until(lambda: scheduler.metrics("yearly").state == "paused", "the pause read back")
+            await other.close()
+
+    async def _until(check: Any, what: str) -> None:
+        for _ in range(100):
+            if check():
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    asyncio.run(main())

@@ -568,6 +568,8 @@ class Scheduler:
                 for record in await self.store.list_jobs():
                     if record.name == name and record.kind == "dynamic":
                         self._add_dynamic(record)
+            elif action == "resync":  # the store lost its notifications for a while: reread
+                await self._resync()
             elif action == "remove":
                 if name in self._dynamic and self._cluster:
                     self._dynamic.discard(name)  # every node hears it; the store is already clean
@@ -674,6 +676,25 @@ class Scheduler:
 
     def _unknown_job(self, name: str) -> Job:
         return make_job(_not_here, "manual", name=name)
+
+    async def _resync(self) -> None:
+        """Bring dynamic jobs and control state (pause, enable) in line with the store."""
+        records = {record.name: record for record in await self.store.list_jobs()}
+        for name in list(self._dynamic):
+            if name not in records:
+                self._dynamic.discard(name)
+                self.remove(name)
+        for record in records.values():
+            if record.kind == "dynamic" and record.name not in self._by_name:
+                self._add_dynamic(record)
+        for name, state in (await self.store.load_job_states()).items():
+            slot = self._by_name.get(name)
+            if slot is None:
+                continue
+            enabled = slot.job.opts.enabled if state.enabled is None else state.enabled
+            if (slot.paused, slot.enabled) != (state.paused, enabled):
+                slot.paused, slot.enabled = state.paused, enabled
+                self._update_armed(slot)
 
     async def _run_quietly(self, name: str) -> None:
         try:

@@ -1211,6 +1211,8 @@ class PostgresStore(Store):
                     if outage:
                         log.warning("fastcron: reconnected to PostgreSQL at %s", self.where)
                         outage = False
+                        # Notifications sent while we were away are lost: the node rereads.
+                        self._deliver(_payload("resync", "*"))
                     backoff = 0.1
                 self._beat(conn)
                 self._listen(conn, time.monotonic() + self.heartbeat)
