@@ -292,3 +292,49 @@ def test_a_node_rereads_the_store_after_losing_its_notifications(pg_server: PgSe
         raise AssertionError(f"timed out waiting for {what}")
 
     asyncio.run(main())
+
+
+def test_run_now_runs_once_in_the_cluster_and_retries_go_back_to_the_database(pg_dsn: str) -> None:
+    import asyncio
+
+    from fastcron import Registry, Scheduler
+    from fastcron.abc import Command
+    from fastcron.stores.postgres import PostgresStore
+
+    calls: list[str] = []
+
+    def node_registry(node: str) -> Registry:
+        registry = Registry()
+
+        @registry.job("manual", name="by_hand")
+        async def by_hand() -> None:
+            calls.append(f"by_hand@{node}")
+
+        @registry.job("manual", name="flaky", retries=1, retry_delay="200ms", retry_jitter=0)
+        def flaky() -> None:  # a thread job
+            calls.append(f"flaky@{node}")
+            raise RuntimeError("not yet")
+
+        return registry
+
+    async def main() -> None:
+        a = Scheduler(node_registry("a"), store=PostgresStore(pg_dsn))
+        b = Scheduler(node_registry("b"), store=PostgresStore(pg_dsn))
+        async with a, b:
+            cli_side = PostgresStore(pg_dsn)
+            await cli_side.open()
+            started = time.monotonic()
+            await cli_side.post_command(Command("run", "by_hand"))
+            await cli_side.post_command(Command("run", "flaky"))
+            while (len([c for c in calls if c.startswith("flaky")]) < 2 or "by_hand" not in "".join(calls)) \
+                    and time.monotonic() - started < 10:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # a second run of by_hand, if there were one, would show now
+            runs = await cli_side.history(limit=10)
+            await cli_side.close()
+        assert len([c for c in calls if c.startswith("by_hand")]) == 1, calls  # both nodes heard; one ran it
+        assert len([c for c in calls if c.startswith("flaky")]) == 2, calls
+        flaky_runs = sorted((r.attempt, r.status, r.trigger) for r in runs if r.job == "flaky")
+        assert flaky_runs == [(1, "failed", "manual"), (2, "failed", "manual")], runs
+
+    asyncio.run(main())

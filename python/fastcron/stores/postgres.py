@@ -342,13 +342,19 @@ _COMPLETE: Final = f"""
     WITH clock AS (SELECT {NOW_MS} AS now),
     input AS (
         SELECT * FROM unnest(%(fire)s::bigint[], %(attempt)s::int[], %(status)s::text[], %(duration)s::bigint[],
-            %(error)s::text[], %(traceback)s::text[], %(message)s::text[], %(stats)s::text[], %(retry)s::bigint[])
-            AS i(fire_id, attempt, status, duration_ms, error, traceback, message, stats, retry_at_ms)
+            %(error)s::text[], %(traceback)s::text[], %(message)s::text[], %(stats)s::text[], %(retry)s::bigint[],
+            %(max)s::int[])
+            AS i(fire_id, attempt, status, duration_ms, error, traceback, message, stats, retry_at_ms, max_attempts)
     ), applied AS (
+        -- The node running the job knows its retries (a run-now fire is made without them).
         UPDATE fastcron.fires f SET
-            state = CASE WHEN i.retry_at_ms IS NOT NULL AND f.attempt < f.max_attempts THEN 'pending' ELSE i.status END,
-            due_ms = CASE WHEN i.retry_at_ms IS NOT NULL AND f.attempt < f.max_attempts THEN i.retry_at_ms ELSE f.due_ms END,
-            finished_ms = CASE WHEN i.retry_at_ms IS NOT NULL AND f.attempt < f.max_attempts THEN NULL ELSE clock.now END
+            max_attempts = greatest(f.max_attempts, i.max_attempts),
+            state = CASE WHEN i.retry_at_ms IS NOT NULL AND f.attempt < greatest(f.max_attempts, i.max_attempts)
+                THEN 'pending' ELSE i.status END,
+            due_ms = CASE WHEN i.retry_at_ms IS NOT NULL AND f.attempt < greatest(f.max_attempts, i.max_attempts)
+                THEN i.retry_at_ms ELSE f.due_ms END,
+            finished_ms = CASE WHEN i.retry_at_ms IS NOT NULL AND f.attempt < greatest(f.max_attempts, i.max_attempts)
+                THEN NULL ELSE clock.now END
         FROM input i, clock
         WHERE f.id = i.fire_id AND f.attempt = i.attempt AND f.node = %(node)s AND f.state = 'running'
         RETURNING f.id, f.job, f.trigger, f.scheduled_ms, f.state
@@ -493,6 +499,7 @@ class Outcome:
     message: str | None = None
     stats: dict[str, Any] | None = None
     retry_at_ms: int | None = None
+    max_attempts: int | None = None  # the job's retries + 1, from the code of the node that ran it
 
     def __post_init__(self) -> None:
         if self.status not in OUTCOME_STATUSES:
@@ -529,6 +536,7 @@ def outcome_of(run: Run, fire_id: int, attempt: int, retry_at_ms: int | None = N
         message=message,
         stats=None if stats is None else json.loads(stats),
         retry_at_ms=retry_at_ms,
+        max_attempts=run.job.opts.retries + 1,
     )
 
 
@@ -1156,6 +1164,7 @@ class PostgresStore(Store):
             "message": [o.message for o in outcomes],
             "stats": [None if o.stats is None else json.dumps(o.stats, default=repr) for o in outcomes],
             "retry": [o.retry_at_ms for o in outcomes],
+            "max": [o.max_attempts for o in outcomes],
         }
         rows = await self._fetch("completing fires", _COMPLETE, params)
         return [int(row[0]) for row in rows]
