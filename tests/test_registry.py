@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fastcron.errors import ConfigError, DuplicateJobError, JobLookupError
-from fastcron.job import make_job
+from fastcron.job import Job, make_job
 from fastcron.registry import Registry, default_registry, load_app
 
 
@@ -106,6 +106,22 @@ def test_observers_hear_of_changes_until_unsubscribed() -> None:
     assert heard == [("added", "a"), ("replaced", "a"), ("removed", "a")]
     with pytest.raises(TypeError, match="Registry.add expects a Job"):
         reg.add(one)  # type: ignore[arg-type]
+
+
+def test_add_many_tells_a_plain_observer_job_by_job_and_a_batch_observer_once() -> None:
+    reg = Registry()
+    heard: list[tuple[str, str]] = []
+    batches: list[list[str]] = []
+
+    def batch_observer(change: str, job: Job) -> None:
+        heard.append(("batch observer, one by one", job.name))
+
+    batch_observer.added_many = lambda jobs: batches.append([j.name for j in jobs])  # type: ignore[attr-defined]
+    reg.subscribe(lambda change, job: heard.append((change, job.name)))
+    reg.subscribe(batch_observer)
+    reg.add_many([make_job(one, "manual", name="a"), make_job(two, "manual", name="b")])
+    assert heard == [("added", "a"), ("added", "b")]
+    assert batches == [["a", "b"]]
 
 
 def test_registry_job_decorator() -> None:

@@ -84,8 +84,12 @@ class Registry:
             seen[job.name] = job
         self._jobs.update(seen)
         for observer in list(self._observers):
-            for job in jobs:
-                observer("added", job)
+            many = getattr(observer, "added_many", None)  # an observer may take the batch at once
+            if many is not None:
+                many(jobs)
+            else:
+                for job in jobs:
+                    observer("added", job)
 
     def replace(self, job: Job) -> Job:
         """Swap in a new definition for an existing name (how a reschedule is recorded)."""

@@ -1367,28 +1367,30 @@ class Scheduler:
 
     def _update_armed(self, slot: _Slot, after_ms: int | None = None) -> None:
         """Put the job's schedules in the wheel or take them out, to match its state."""
-        want = (
-            self._state == _RUNNING
-            and slot.enabled
-            and not slot.paused
-            and not slot.removed
-            and slot.cooldown_until_ms is None
-            and bool(slot.job.schedules)
-        )
+        want = self._state == _RUNNING and slot.should_be_armed()
         if want == slot.armed:
             return
-        slot.armed = want
-        wheel = self._wheel
         if not want:
-            if wheel is not None:
-                wheel.remove_job(slot.id)
+            slot.armed = False
+            if self._wheel is not None:
+                self._wheel.remove_job(slot.id)
             return
         after = max(self.clock.now_ms(), self._last_now) if after_ms is None else after_ms
-        earliest = None
+        self._timer_for(self._arm_slot(slot, after, None))
+
+    def _arm_slot(self, slot: _Slot, after: int, earliest: int | None) -> int | None:
+        """Insert the slot's schedules into the wheel after ``after``; return the earliest of
+        ``earliest`` and their deadlines."""
+        slot.armed = True
+        insert = self._wheel.insert
         for index, bound in enumerate(slot.job.schedules):
-            deadline = wheel.insert(slot.id, index, bound.trigger, after)
+            deadline = insert(slot.id, index, bound.trigger, after)
             if deadline is not None and (earliest is None or deadline < earliest):
                 earliest = deadline
+        return earliest
+
+    def _timer_for(self, earliest: int | None) -> None:
+        """Re-arm the loop timer if a new deadline comes before it (not mid-tick: the tick does)."""
         timer_at = self._timer_deadline
         if earliest is not None and not self._in_tick and (timer_at is None or earliest < timer_at):
             self._arm_timer()
@@ -1406,6 +1408,27 @@ class Scheduler:
         self._slots.append(slot)
         self._by_name[job.name] = slot
         return slot
+
+    def _on_registry_added_many(self, jobs: list[Job]) -> None:
+        """``_on_registry_change("added", job)`` for a batch: slots and wheel entries made in one
+        loop, the timer re-armed once (registering 100k jobs is mostly this)."""
+        if self._state == _RUNNING and self.store.shared:
+            self._new_defs.update((job.name, job) for job in jobs if job.name not in self._dynamic)
+            self._wake_store()
+        slots = self._slots
+        first = len(slots)
+        new = [_Slot(first + i, job) for i, job in enumerate(jobs)]
+        slots.extend(new)
+        self._by_name.update(zip([job.name for job in jobs], new))
+        if self._state != _RUNNING:
+            return
+        after = max(self.clock.now_ms(), self._last_now)
+        earliest = None
+        arm = self._arm_slot
+        for slot in new:
+            if slot.should_be_armed():
+                earliest = arm(slot, after, earliest)
+        self._timer_for(earliest)
 
     def _on_registry_change(self, change: Change, job: Job) -> None:
         if change != "removed" and self._state == _RUNNING and self.store.shared and job.name not in self._dynamic:
@@ -2024,6 +2047,14 @@ def _subscribe_weakly(registry: Registry, scheduler: Scheduler) -> Callable[[], 
         else:
             target._on_registry_change(change, job)
 
+    def added_many(jobs: list[Job]) -> None:
+        target = ref()
+        if target is None:
+            handle[0]()
+        else:
+            target._on_registry_added_many(jobs)
+
+    observer.added_many = added_many  # type: ignore[attr-defined]  # see Registry.add_many
     handle.append(registry.subscribe(observer))
     return handle[0]
 
