@@ -8,10 +8,11 @@ import os
 import socket
 import traceback
 from dataclasses import asdict
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from fastcron._durations import format_ms
-from fastcron.abc import DynamicTarget, JobDef
+from fastcron.abc import DynamicTarget, JobDef, JobRecord
 
 if TYPE_CHECKING:
     from fastcron.job import Job, Run
@@ -134,6 +135,32 @@ def _describe(trigger: Any) -> str:
 
 def target_to_json(target: DynamicTarget | None) -> str | None:
     return None if target is None else json.dumps(asdict(target))
+
+
+def job_record(row: Sequence[Any]) -> JobRecord:
+    """A ``JobRecord`` from a stored row in ``list_jobs`` column order; ``schedules`` may be JSON
+    text (SQLite) or already a list (PostgreSQL's jsonb)."""
+    (name, kind, schedules, tz, enabled, paused, description, orphaned, runs, failures, last_run, last_status,
+     last_error, last_duration, next_run, last_scheduled, target) = row
+    return JobRecord(
+        name=name,
+        kind=kind,
+        schedules=json.loads(schedules) if isinstance(schedules, str) else list(schedules),
+        tz=tz,
+        description=description,
+        enabled=bool(enabled),
+        paused=bool(paused),
+        orphaned=bool(orphaned),
+        run_count=runs,
+        failure_count=failures,
+        last_run_ms=last_run,
+        last_status=last_status,
+        last_error=last_error,
+        last_duration_ms=last_duration,
+        next_run_ms=next_run,
+        last_scheduled_ms=last_scheduled,
+        target=target_from_json(target),
+    )
 
 
 def target_from_json(text: str | None) -> DynamicTarget | None:

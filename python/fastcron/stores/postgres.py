@@ -51,9 +51,9 @@ from fastcron.stores.base import (
     FINAL,
     NODE,
     finished_values,
+    job_record,
     pid_alive,
     started_values,
-    target_from_json,
     target_to_json,
 )
 
@@ -892,7 +892,7 @@ class PostgresStore(Store):
 
     async def list_jobs(self) -> list[JobRecord]:
         rows = await self._fetch("listing jobs", f"SELECT {_JOB_COLUMNS} FROM fastcron.jobs ORDER BY name")
-        return [_job_record(row) for row in rows]
+        return [job_record(row) for row in rows]
 
     async def history(self, job: str | None = None, status: str | None = None, limit: int = 20) -> list[RunRecord]:
         sql = f"""
@@ -1363,25 +1363,3 @@ def _close_quietly(conn: psycopg.Connection[Any]) -> None:
         pass
 
 
-def _job_record(row: Sequence[Any]) -> JobRecord:
-    (name, kind, schedules, tz, enabled, paused, description, orphaned, runs, failures, last_run, last_status,
-     last_error, last_duration, next_run, last_scheduled, target) = row
-    return JobRecord(
-        name=name,
-        kind=kind,
-        schedules=list(schedules),
-        tz=tz,
-        description=description,
-        enabled=bool(enabled),
-        paused=bool(paused),
-        orphaned=bool(orphaned),
-        run_count=runs,
-        failure_count=failures,
-        last_run_ms=last_run,
-        last_status=last_status,
-        last_error=last_error,
-        last_duration_ms=last_duration,
-        next_run_ms=next_run,
-        last_scheduled_ms=last_scheduled,
-        target=target_from_json(target),
-    )

@@ -28,10 +28,10 @@ from fastcron.stores.base import (
     COUNTED,
     FAILED,
     FINAL,
+    job_record,
     outcome_fields,
     pid_alive,
     started_fields,
-    target_from_json,
     target_to_json,
 )
 
@@ -517,7 +517,7 @@ class SQLiteStore(Store):
     async def list_jobs(self) -> list[JobRecord]:
         await self._write_touches()  # this process's own runs are counted in what it reads
         rows = await self._call(self._read, f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY name")
-        return [_job_record(row) for row in rows]
+        return [job_record(row) for row in rows]
 
     async def history(self, job: str | None = None, status: str | None = None, limit: int = 20) -> list[RunRecord]:
         where, params = [], []
@@ -640,30 +640,6 @@ def _write_started(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[
 
 def _next_run_id(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT coalesce(max(id), 0) + 1 FROM runs").fetchone()[0])
-
-
-def _job_record(row: Sequence[Any]) -> JobRecord:
-    (name, kind, schedules, tz, enabled, paused, description, orphaned, runs, failures, last_run, last_status,
-     last_error, last_duration, next_run, last_scheduled, target) = row
-    return JobRecord(
-        name=name,
-        kind=kind,
-        schedules=json.loads(schedules),
-        tz=tz,
-        description=description,
-        enabled=bool(enabled),
-        paused=bool(paused),
-        orphaned=bool(orphaned),
-        run_count=runs,
-        failure_count=failures,
-        last_run_ms=last_run,
-        last_status=last_status,
-        last_error=last_error,
-        last_duration_ms=last_duration,
-        next_run_ms=next_run,
-        last_scheduled_ms=last_scheduled,
-        target=target_from_json(target),
-    )
 
 
 def _run_record(row: Sequence[Any]) -> RunRecord:
