@@ -344,3 +344,28 @@ def test_sqlite_migrates_a_version_1_file_keeping_every_run(tmp_path: Path) -> N
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
         indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert "runs_by_job" in indexes and "runs_running" not in indexes
+
+
+def test_a_retried_run_keeps_one_row_through_its_attempts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "jobs.db"
+    registry = Registry()
+    attempts: list[str | None] = []
+
+    @registry.job("manual", name="flaky", retries=1, retry_delay="10ms", retry_jitter=0)
+    def flaky() -> str:
+        attempts.append(_own_row_status(path, "flaky"))
+        if len(attempts) == 1:
+            raise RuntimeError("first time")
+        return "second time"
+
+    async def main() -> None:
+        scheduler = Scheduler(registry, store=SQLiteStore(path))
+        async with scheduler:
+            assert await scheduler.run_job("flaky") == "second time"
+
+    run(main())
+    assert attempts == ["running", "running"]  # each attempt committed as running before it ran
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT status, attempt, trigger, message FROM runs WHERE job = 'flaky'").fetchall()
+    assert rows == [("succeeded", 2, "retry", "second time")]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]

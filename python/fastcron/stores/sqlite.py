@@ -143,7 +143,7 @@ _INSERT_STARTED: Final = """
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')
 """
 _RESTARTED: Final = """
-    UPDATE runs SET started_ms = ?5, attempt = ?6, trigger = ?7, status = 'running' WHERE id = ?1
+    UPDATE runs SET started_ms = ?2, attempt = ?3, trigger = ?4, status = 'running' WHERE id = ?1
 """
 _INSERT_FINISHED: Final = """
     INSERT INTO runs (id, job, schedule_index, scheduled_ms, started_ms, attempt, trigger, node, pid,
@@ -629,9 +629,9 @@ def _write_started(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[
             ids.append(next_id)
             fresh.append((next_id, *row[1:]))
             next_id += 1
-        else:
+        else:  # a retry: the row of its first attempt gets this attempt's start
             ids.append(row[0])
-            again.append(row)
+            again.append((row[0], row[4], row[5], row[6]))
     db.executemany(_INSERT_STARTED, fresh)
     if again:
         db.executemany(_RESTARTED, again)
