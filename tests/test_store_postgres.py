@@ -20,8 +20,9 @@ from typing import Any
 import psycopg
 import pytest
 from pgserver import PgServer
+from test_store import app  # the same two jobs the SQLite and memory stores are tested with
 
-from fastcron import JobResult, Registry, Scheduler
+from fastcron import JobResult, Scheduler
 from fastcron.abc import Command, DynamicTarget, JobDef, JobState
 from fastcron.errors import StoreError
 from fastcron.job import Run
@@ -162,20 +163,6 @@ def test_statements_on_a_closed_store_fail_clearly(pg_dsn: str) -> None:
 
 
 # ---------------------------------------------------------------- the Store contract
-
-
-def app() -> Registry:
-    registry = Registry()
-
-    @registry.job("*/5 * * * *", name="ok")
-    async def ok() -> JobResult:
-        return JobResult(message="fine", processed=7)
-
-    @registry.job("manual", name="boom")
-    def boom() -> None:
-        raise ValueError("no luck")
-
-    return registry
 
 
 def test_runs_outside_fires_are_recorded_with_error_traceback_message_and_stats(pg_dsn: str) -> None:

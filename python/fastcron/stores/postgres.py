@@ -52,6 +52,7 @@ from fastcron.stores.base import (
     NODE,
     finished_values,
     job_record,
+    outcome_fields,
     pid_alive,
     started_values,
     target_to_json,
@@ -522,9 +523,8 @@ class NodeRecord:
 
 def outcome_of(run: Run, fire_id: int, attempt: int, retry_at_ms: int | None = None) -> Outcome:
     """The ``Outcome`` of ``run``'s attempt of fire ``fire_id``: status, error ("Type: message"),
-    traceback, message and stats derived as every store derives them (``base.finished_values``)."""
-    values = finished_values("", 0, run)
-    error, tb, message, stats = values[12:16]
+    traceback, message and stats derived as every store derives them (``base.outcome_fields``)."""
+    _finished, _duration, _status, error, tb, message, stats = outcome_fields(run)
     return Outcome(
         fire_id=fire_id,
         attempt=attempt,
