@@ -117,6 +117,15 @@ impl NextFire for Schedule {
     fn next_fire_after_ms(&self, after_ms: i64) -> Option<i64> {
         self.next_after(after_ms.div_euclid(1000))?.checked_mul(1000)
     }
+
+    /// A parsed cron is shared (`Arc`) by every entry made from it, and a cron search is the
+    /// costly answer; intervals and single instants answer in a few operations.
+    fn rule_id(&self) -> Option<usize> {
+        match self {
+            Schedule::Cron(cron) => Some(Arc::as_ptr(cron) as usize),
+            Schedule::Interval(_) | Schedule::Once(_) => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -153,6 +162,49 @@ mod tests {
         assert_eq!(every_90s.prev_before(1_090), Some(1_000));
         assert_eq!(every_90s.prev_before(1_091), Some(1_090));
         assert_eq!(every_90s.next_after(i64::MAX), None);
+    }
+
+    /// The wheel answers a shared rule once per instant: entries sharing one parsed cron, and
+    /// entries with their own copies of it or of other rules, fire exactly as unshared ones.
+    #[test]
+    fn shared_rules_fire_like_separate_ones() -> Result<(), CronError> {
+        use crate::wheel::{Fire, Wheel};
+        let start_ms = 1_700_000_000_000;
+        // Rules that fire at different instants, so one rule is often asked about several
+        // instants in a row within one advance.
+        let exprs = ["*/2 * * * * *", "*/3 * * * * *", "7 * * * * *"];
+        let shared: Vec<Arc<Cron>> = exprs
+            .iter()
+            .map(|expr| Cron::parse(expr, Some("Europe/Berlin")).map(Arc::new))
+            .collect::<Result<_, _>>()?;
+        let mut together = Wheel::new(start_ms);
+        let mut apart = Wheel::new(start_ms);
+        for job in 0..45u64 {
+            // Neighbours in a slot share a rule (jobs are armed in order), so the memo is hit.
+            let pick = usize::try_from(job / 15).unwrap_or(0) % exprs.len();
+            let rule = shared.get(pick).cloned().ok_or(CronError::Empty)?;
+            together.insert(job, 0, Schedule::Cron(rule), start_ms);
+            apart.insert(
+                job,
+                0,
+                Schedule::Cron(Arc::new(Cron::parse(exprs[pick], Some("Europe/Berlin"))?)),
+                start_ms,
+            );
+        }
+        let (mut fired_together, mut fired_apart) = (Vec::<Fire>::new(), Vec::<Fire>::new());
+        // Uneven steps: some advances cross several instants (catch-up), some none.
+        for step in [1, 999, 1_000, 2_500, 7_000, 1, 60_000, 500, 500] {
+            let now = together.elapsed_ms() + step;
+            together.advance(now, &mut fired_together);
+            apart.advance(now, &mut fired_apart);
+        }
+        let key = |fire: &Fire| (fire.scheduled_ms, fire.job_id);
+        fired_together.sort_by_key(key);
+        fired_apart.sort_by_key(key);
+        assert_eq!(fired_together.len(), fired_apart.len());
+        assert!(fired_together.len() > 45 * 10, "{} fires", fired_together.len());
+        assert_eq!(fired_together, fired_apart);
+        Ok(())
     }
 
     #[test]

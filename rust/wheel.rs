@@ -55,6 +55,10 @@
 //! block move into the levels. Overflow is therefore scanned only when the wheel crosses a block
 //! boundary (once every ~795 days of wheel time, or when it jumps over one).
 //!
+//! Re-arming asks each fired entry's schedule for its next instant. Entries holding one shared
+//! rule ([`NextFire::rule_id`]) and firing at one instant get one answer: the last question of
+//! the advance is remembered, and a slot's entries come out grouped as they were armed.
+//!
 //! # Ordering
 //!
 //! The fires appended by one advance are in non-decreasing `scheduled_ms` order, across entries
@@ -103,6 +107,14 @@ const SIGN_BIT: u64 = 1 << 63;
 /// `None` if it never fires again.
 pub trait NextFire {
     fn next_fire_after_ms(&self, after_ms: i64) -> Option<i64>;
+
+    /// An identity shared by schedules that answer every question alike (one parsed rule held
+    /// by many entries), or `None`. Within one advance the wheel asks such a rule about an
+    /// instant once, however many entries hold it: 100k jobs on one expression re-arm for the
+    /// price of one evaluation each, not one search each.
+    fn rule_id(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// One due fire reported by [`Wheel::advance`].
@@ -528,6 +540,27 @@ fn strictly_after(next: Option<i64>, after_ms: i64) -> Option<i64> {
     next.filter(|&next| next > after_ms)
 }
 
+/// `schedule.next_fire_after_ms(after_ms)`, answered from `memo` when the same shared rule was
+/// just asked about the same instant (the entries of one slot fire at one instant).
+#[inline]
+fn next_after_memo<S: NextFire>(
+    memo: &mut Option<(usize, i64, Option<i64>)>,
+    schedule: &S,
+    after_ms: i64,
+) -> Option<i64> {
+    let Some(rule) = schedule.rule_id() else {
+        return schedule.next_fire_after_ms(after_ms);
+    };
+    if let Some((memo_rule, memo_after, answer)) = *memo {
+        if memo_rule == rule && memo_after == after_ms {
+            return answer;
+        }
+    }
+    let answer = schedule.next_fire_after_ms(after_ms);
+    *memo = Some((rule, after_ms, answer));
+    answer
+}
+
 /// Hierarchical timing wheel of `(job_id, schedule_index)` entries; see the module docs.
 pub struct Wheel<S> {
     /// Last processed tick (invariant 1).
@@ -548,6 +581,9 @@ pub struct Wheel<S> {
     earliest: AtomicU64,
     /// Scratch heap for the due list, kept to reuse its allocation.
     due_heap: BinaryHeap<Reverse<(u64, u32)>>,
+    /// The last re-arm of a shared rule in this advance: `(rule_id, after_ms, answer)`. Cleared
+    /// at every advance, so a rule freed in between can never be mistaken for a new one.
+    rearm_memo: Option<(usize, i64, Option<i64>)>,
 }
 
 impl<S> fmt::Debug for Wheel<S> {
@@ -581,6 +617,7 @@ impl<S: NextFire> Wheel<S> {
             advance_seq: 0,
             earliest: AtomicU64::new(EARLIEST_NONE),
             due_heap: BinaryHeap::new(),
+            rearm_memo: None,
         }
     }
 
@@ -702,6 +739,7 @@ impl<S: NextFire> Wheel<S> {
             ms_of(self.elapsed)
         );
         self.advance_seq = self.advance_seq.wrapping_add(1);
+        self.rearm_memo = None;
         let reported_before = out.len();
         self.fire_due_list(now_ms, out);
         loop {
@@ -902,12 +940,14 @@ impl<S: NextFire> Wheel<S> {
         let limit_reached = entry.burst_count >= limit;
         let at_ms = ms_of(at);
         let (next, truncated) = match self.slab.schedule(idx) {
-            Some(schedule) => match strictly_after(schedule.next_fire_after_ms(at_ms), at_ms) {
-                Some(next) if next <= now_ms && limit_reached => {
-                    (strictly_after(schedule.next_fire_after_ms(now_ms), now_ms), true)
+            Some(schedule) => {
+                match strictly_after(next_after_memo(&mut self.rearm_memo, schedule, at_ms), at_ms) {
+                    Some(next) if next <= now_ms && limit_reached => {
+                        (strictly_after(schedule.next_fire_after_ms(now_ms), now_ms), true)
+                    }
+                    next => (next, false),
                 }
-                next => (next, false),
-            },
+            }
             None => {
                 debug_assert!(false, "firing vacant entry {idx}");
                 (None, false)

@@ -83,26 +83,35 @@ class _PreciseTimer:
     """Runs ``callback`` on the loop as soon as the wall clock reaches ``deadline_ns``.
 
     Loop timers have millisecond granularity and fire up to ~2 ms late (uvloop rounds the delay
-    and reads a cached clock); a fire's lateness starts there. So the timer is set ``EARLY_NS``
-    before the deadline and the last stretch is covered by re-queuing on the loop (other
-    callbacks still run in between) until the deadline has passed.
+    and reads a cached clock); a fire's lateness starts there. Worse, libuv computes its poll
+    timeout from the time read before the iteration's callbacks ran, so a timer armed before long
+    callbacks of the same iteration (a big tick's bookkeeping, a store flush) fires late by their
+    duration. So the wait goes in halves: each loop timer wakes at half the remaining time (a
+    stale one overshoots only into the half it left), the last ``EARLY_NS`` are covered by
+    re-queuing on the loop (other callbacks still run in between) until the deadline has passed.
     """
 
-    EARLY_NS = 1_000_000
+    EARLY_NS = 2_000_000
     __slots__ = ("_callback", "_deadline_ns", "_handle", "_loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, deadline_ns: int, callback: Callable[[], object]) -> None:
         self._loop = loop
         self._deadline_ns = deadline_ns
         self._callback = callback
-        delay = (deadline_ns - self.EARLY_NS - time.time_ns()) / 1e9
-        self._handle: asyncio.Handle = loop.call_later(max(delay, 0.0), self._check)
+        self._handle: asyncio.Handle = self._wait(deadline_ns - time.time_ns())
+
+    def _wait(self, remaining: int) -> asyncio.Handle:
+        if remaining <= self.EARLY_NS:
+            return self._loop.call_soon(self._check)
+        wake_before = max(self.EARLY_NS, remaining // 2)
+        return self._loop.call_later((remaining - wake_before) / 1e9, self._check)
 
     def _check(self) -> None:
-        if time.time_ns() < self._deadline_ns:
-            self._handle = self._loop.call_soon(self._check)
-            return
-        self._callback()
+        remaining = self._deadline_ns - time.time_ns()
+        if remaining <= 0:
+            self._callback()
+        else:
+            self._handle = self._wait(remaining)
 
     def cancel(self) -> None:
         self._handle.cancel()

@@ -1,12 +1,12 @@
 """Type stubs for the Rust core, ``fastcron._core``."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, tzinfo
 from typing import Any, Self, final
 
 from typing_extensions import disjoint_base
 
-__all__ = ["Cron", "FireIterator", "Interval", "Once", "Trigger", "Wheel", "__version__", "start_coroutines"]
+__all__ = ["Cron", "EagerJob", "FireIterator", "Interval", "Once", "Trigger", "Wheel", "__version__", "start_coroutines"]
 
 __version__: str
 
@@ -138,11 +138,24 @@ class Wheel:
     ]:
         """``advance``, starting the due fires of simple async jobs in the core: for each fire
         whose ``slots[job_id]`` is armed, has room (``running < max_concurrency``), is on time and
-        has ``fast = (misfire_grace_ms, max_concurrency, calls)``, call ``calls[index]`` and send
-        None into the coroutine once. Returns ``(done, suspended, failed, rest)``: returned values,
+        has ``fast`` set to an ``EagerJob``, call its ``calls[index]`` and send None into the
+        coroutine once. Returns ``(done, suspended, failed, rest)``: returned values,
         suspended coroutines with what they yielded, raised exceptions, and the fires left for
         the caller. At most ``budget`` fires may suspend."""
     def __len__(self) -> int: ...
+
+@final
+class EagerJob:
+    """What ``Wheel.advance_eager`` needs to start a job's fires itself: the misfire grace (ms),
+    the job's concurrency limit, and ``calls[schedule_index] = (coroutine_function, args,
+    kwargs)``. Immutable; built once per job definition."""
+
+    def __new__(
+        cls,
+        misfire_grace_ms: int,
+        max_concurrency: int,
+        calls: list[tuple[Callable[..., Any], tuple[Any, ...], Mapping[str, Any]]],
+    ) -> Self: ...
 
 def start_coroutines(
     calls: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]],

@@ -126,8 +126,8 @@ class _Slot:
     last_duration_ms: int | None = None
     last_scheduled_ms: int | None = None
     # What the core needs to start this job's fires itself (``Wheel.advance_eager``), or None
-    # when they must take the general path: (misfire_grace_ms, max_concurrency, calls).
-    fast: tuple[int, int, tuple[tuple[Any, ...], ...]] | None = None
+    # when they must take the general path.
+    fast: _core.EagerJob | None = None
 
     def __init__(self, slot_id: int, job: Job) -> None:
         self.id = slot_id
@@ -138,10 +138,12 @@ class _Slot:
         self.job = job
         opts = job.opts
         if job.eager and job.info.ctx_param is None and opts.tenants is None and not opts.jitter_ms:
-            calls = tuple((job.func, bound.args, bound.kwargs) for bound in job.schedules)
-            self.fast = (opts.misfire_grace_ms, opts.max_concurrency, calls)
+            calls = [(job.func, bound.args, bound.kwargs) for bound in job.schedules]
+            self.fast = _core.EagerJob(opts.misfire_grace_ms, opts.max_concurrency, calls)
         else:
-            self.__dict__.pop("fast", None)
+            # Assigned, not deleted from __dict__: touching __dict__ turns CPython's inline
+            # attribute values into a real dict, and every read of the hot path gets slower.
+            self.fast = None
 
     def should_be_armed(self) -> bool:
         return (
@@ -775,14 +777,65 @@ class Scheduler:
         start of the tick came first, so the last fire of a big tick starts as early as it can;
         the runs are recorded here, with the tick's instant as their start."""
         eager_run = self._eager_run
-        self._settle_started(
-            [(eager_run(job_id, index, at, now), value) for job_id, index, at, value in done],
-            [(eager_run(job_id, index, at, now), coro, first) for job_id, index, at, coro, first in suspended],
-            [(eager_run(job_id, index, at, now), error) for job_id, index, at, error in failed],
-            now,
-        )
+        returned = self._settle_returned(done, now) if done else []
+        if returned or suspended or failed:
+            self._settle_started(
+                [(eager_run(job_id, index, at, now), value) for job_id, index, at, value in returned],
+                [(eager_run(job_id, index, at, now), coro, first) for job_id, index, at, coro, first in suspended],
+                [(eager_run(job_id, index, at, now), error) for job_id, index, at, error in failed],
+                now,
+            )
         if not self._store_pending:
             self._wake_store()
+
+    def _settle_returned(self, done: list[tuple[int, int, int, Any]], now: int) -> list[tuple[int, int, int, Any]]:
+        """Record, in one pass, the runs the core started that returned a plain value at their
+        first step: what ``_eager_run`` then ``_succeeded_now`` do, without counting each one in
+        and out of ``running`` (it never ran beside anything). At 100k fires a second this loop
+        is most of the scheduler's own work. Returns the fires whose value needs the general
+        path (a value ``check_result`` must look at).
+
+        Such a run started at ``now`` (the tick) and finished before the clock read here: its
+        duration is measured to the end of the tick's starts, an upper bound.
+        """
+        finished_ms = self.clock.now_ms()
+        slots = self._slots
+        seq = self._seq
+        started = self._started_buf
+        finished = self._finished_buf
+        general: list[tuple[int, int, int, Any]] = []
+        drain = False
+        for fire in done:
+            job_id, index, at, value = fire
+            slot = slots[job_id]
+            if slot is None:  # removed by a job that ran before it in this tick: nothing to file under
+                continue
+            if type(value) not in _JSON_FAST:
+                general.append(fire)
+                continue
+            job = slot.job
+            bound = job.schedules[index]
+            run = Run(slot, job, next(seq), at, "schedule", bound.args, bound.kwargs)
+            run.started_ms = now
+            run.finished_ms = finished_ms
+            run.status = "succeeded"
+            run.result = value
+            started.append(run)
+            finished.append(run)
+            slot.last_scheduled_ms = at
+            slot.runs += 1
+            if slot.consecutive:
+                slot.consecutive = 0
+                self._dirty[job.name] = slot
+            slot.last_run_ms = now
+            slot.last_status = "succeeded"
+            slot.last_duration_ms = finished_ms - now
+            if slot.queue:
+                self._drain_slots.append(slot)
+                drain = True
+        if drain or self._global_queue:
+            self._drain()
+        return general
 
     def _settle_started(
         self,

@@ -2,10 +2,12 @@
 //! and out. The wheel re-arms entries itself, so Python pays only for the fires `advance`
 //! returns; those come back as plain tuples, the cheapest thing to build and unpack.
 
+use std::collections::HashSet;
+
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyList, PyMapping, PyTuple};
 
 use crate::schedule::Schedule;
 use crate::wheel::{Fire, Wheel, DEFAULT_CATCHUP_LIMIT};
@@ -15,6 +17,10 @@ pub struct PyWheel {
     inner: Wheel<Schedule>,
     /// Fires of the last advance; kept so that its allocation is reused.
     out: Vec<Fire>,
+    /// Counts the calls that arm or disarm entries. While it stands still, every fire taken out
+    /// by an advance still belongs to an armed job (the scheduler disarms a job only by removing
+    /// its entries), so `advance_eager` need not ask the job.
+    changes: u64,
 }
 
 impl PyWheel {
@@ -44,7 +50,7 @@ impl PyWheel {
     #[new]
     #[pyo3(signature = (now_ms, catchup_limit = DEFAULT_CATCHUP_LIMIT))]
     fn new(now_ms: i64, catchup_limit: u32) -> Self {
-        PyWheel { inner: Wheel::with_catchup_limit(now_ms, catchup_limit), out: Vec::new() }
+        PyWheel { inner: Wheel::with_catchup_limit(now_ms, catchup_limit), out: Vec::new(), changes: 0 }
     }
 
     /// Arms at the schedule's first fire strictly after `after_ms`; returns that deadline (ms),
@@ -56,6 +62,7 @@ impl PyWheel {
         schedule: &Bound<'_, PyAny>,
         after_ms: i64,
     ) -> PyResult<Option<i64>> {
+        self.changes = self.changes.wrapping_add(1);
         let schedule = super::extract_schedule(schedule)?;
         Ok(self.inner.insert(job_id, schedule_index, schedule, after_ms))
     }
@@ -68,6 +75,7 @@ impl PyWheel {
         schedule: &Bound<'_, PyAny>,
         deadline_ms: i64,
     ) -> PyResult<()> {
+        self.changes = self.changes.wrapping_add(1);
         let schedule = super::extract_schedule(schedule)?;
         self.inner.insert_at(job_id, schedule_index, schedule, deadline_ms);
         Ok(())
@@ -75,16 +83,19 @@ impl PyWheel {
 
     /// Disarms one schedule; whether it was armed.
     fn remove(&mut self, job_id: u64, schedule_index: u32) -> bool {
+        self.changes = self.changes.wrapping_add(1);
         self.inner.remove(job_id, schedule_index)
     }
 
     /// Disarms every schedule of a job; how many were armed.
     fn remove_job(&mut self, job_id: u64) -> usize {
+        self.changes = self.changes.wrapping_add(1);
         self.inner.remove_job(job_id)
     }
 
     /// Moves an armed entry to a new deadline; whether it was armed.
     fn reschedule(&mut self, job_id: u64, schedule_index: u32, deadline_ms: i64) -> bool {
+        self.changes = self.changes.wrapping_add(1);
         self.inner.reschedule(job_id, schedule_index, deadline_ms)
     }
 
@@ -110,11 +121,10 @@ impl PyWheel {
     /// calls of a few hundred nanoseconds instead of 10k trips through Python's dispatcher.
     ///
     /// `slots[job_id]` is the scheduler's slot; its `fast` attribute is None (take the general
-    /// path) or `(misfire_grace_ms, max_concurrency, calls)` with `calls[schedule_index] =
-    /// (coroutine_function, args, kwargs)`. A fire is started here when its slot is `armed`, has
-    /// `running < max_concurrency`, is on time, no earlier fire of this tick was late or
-    /// suspended for the same job, and fewer than `budget` runs have suspended. Starting means
-    /// calling the function and sending None into the coroutine once.
+    /// path) or an `EagerJob`. A fire is started here when its slot is `armed`, has `running <
+    /// max_concurrency`, is on time, no earlier fire of this tick was late or suspended for the
+    /// same job, and fewer than `budget` runs have suspended. Starting means calling the function
+    /// and sending None into the coroutine once.
     ///
     /// Returns `(done, suspended, failed, rest)`: `(job_id, index, scheduled_ms, value)` for
     /// coroutines that returned, `(job_id, index, scheduled_ms, coroutine, yielded)` for ones
@@ -128,29 +138,33 @@ impl PyWheel {
     ) -> PyResult<EagerLists<'py>> {
         // The fires leave the wheel before any job runs: a job may call back into the wheel
         // (adding or rescheduling jobs), which needs the wheel not to be borrowed.
-        let fires = {
+        let (fires, changes_before) = {
             let mut this = slf.try_borrow_mut()?;
             this.advance_into_out(now_ms)?;
-            std::mem::take(&mut this.out)
+            (std::mem::take(&mut this.out), this.changes)
         };
-        let mut batch = EagerBatch::default();
+        let py = slf.py();
+        let mut batch = EagerBatch::with_capacity(fires.len());
         let mut rest: Vec<Fire> = Vec::new();
-        let mut late_seen = false;
-        let mut suspended_jobs: Vec<u64> = Vec::new();
+        let mut tick = TickState::default();
         for (at, fire) in fires.iter().enumerate() {
-            let call = eager_call(slots, fire, now_ms, &mut late_seen)?;
-            let startable =
-                !late_seen && suspended_jobs.len() < budget && !suspended_jobs.contains(&fire.job_id);
-            match call {
-                Some((func, args, kwargs)) if startable => {
-                    if batch.start(at, &func, &args, &kwargs) {
-                        suspended_jobs.push(fire.job_id);
+            // A job that ran earlier in this tick may have disarmed another: then ask the slot.
+            let unchanged = slf.try_borrow().is_ok_and(|this| this.changes == changes_before);
+            match eager_job(slots, fire, now_ms, unchanged, &mut tick)? {
+                Some(job) if tick.may_start(fire.job_id, budget) => {
+                    match job.get().call_for(fire.schedule_index) {
+                        Some(call) => {
+                            let kwargs = call.kwargs.as_ref().map(|kwargs| kwargs.bind(py));
+                            if batch.start(at, call.func.bind(py), call.args.bind(py), kwargs) {
+                                tick.suspended(fire.job_id);
+                            }
+                        }
+                        None => rest.push(*fire),
                     }
                 }
                 _ => rest.push(*fire),
             }
         }
-        let py = slf.py();
         // Positions come from enumerating `fires`, so the lookup always finds its fire.
         let key =
             |at: usize| fires.get(at).map_or((0, 0, 0), |f| (f.job_id, f.schedule_index, f.scheduled_ms));
@@ -172,36 +186,117 @@ impl PyWheel {
     }
 }
 
-type EagerCall<'py> = (Bound<'py, PyAny>, Bound<'py, PyTuple>, Bound<'py, PyAny>);
+/// What the core needs to start a job's fires itself: `_core.EagerJob(misfire_grace_ms,
+/// max_concurrency, calls)` with `calls[schedule_index] = (coroutine_function, args, kwargs)`.
+/// Built once per job definition and read without conversion on every fire.
+#[pyclass(module = "fastcron._core", name = "EagerJob", frozen)]
+pub struct EagerJob {
+    misfire_grace_ms: i64,
+    max_concurrency: i64,
+    /// The call of schedule 0, kept inline: most jobs have one schedule, and the hot loop then
+    /// reads this object's memory and no other.
+    first: Option<Call>,
+    others: Vec<Call>,
+}
 
-/// The call to start for a fire, or None when it must take the general path. Sets `late_seen`
-/// when the fire is past its job's grace, so that later fires of the tick keep their order
-/// relative to it.
-fn eager_call<'py>(
+/// A coroutine function with its arguments; `kwargs` is None when empty.
+struct Call {
+    func: Py<PyAny>,
+    args: Py<PyTuple>,
+    kwargs: Option<Py<PyDict>>,
+}
+
+impl EagerJob {
+    fn call_for(&self, schedule_index: u32) -> Option<&Call> {
+        match schedule_index {
+            0 => self.first.as_ref(),
+            index => self.others.get(usize::try_from(index).ok()?.checked_sub(1)?),
+        }
+    }
+}
+
+#[pymethods]
+impl EagerJob {
+    #[new]
+    fn new(
+        py: Python<'_>,
+        misfire_grace_ms: i64,
+        max_concurrency: i64,
+        calls: Vec<(Py<PyAny>, Py<PyTuple>, Bound<'_, PyAny>)>,
+    ) -> PyResult<Self> {
+        let mut converted = Vec::with_capacity(calls.len());
+        for (func, args, kwargs) in calls {
+            // A call takes its keywords as a dict; an empty mapping means none at all.
+            let kwargs = match kwargs.cast::<PyDict>() {
+                Ok(dict) => dict.clone(),
+                Err(_) => {
+                    let dict = PyDict::new(py);
+                    dict.update(kwargs.cast::<PyMapping>()?)?;
+                    dict
+                }
+            };
+            let kwargs = (!kwargs.is_empty()).then(|| kwargs.unbind());
+            converted.push(Call { func, args, kwargs });
+        }
+        let mut calls = converted.into_iter();
+        Ok(EagerJob { misfire_grace_ms, max_concurrency, first: calls.next(), others: calls.collect() })
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "EagerJob(misfire_grace_ms={}, max_concurrency={}, calls={})",
+            self.misfire_grace_ms,
+            self.max_concurrency,
+            usize::from(self.first.is_some()) + self.others.len()
+        )
+    }
+}
+
+/// Per-tick order rules of `advance_eager`: once a fire is late, the later ones take the general
+/// path too (so the tick keeps its order); a job with a suspended run this tick starts no more.
+#[derive(Default)]
+struct TickState {
+    late_seen: bool,
+    suspended_jobs: HashSet<u64>,
+}
+
+impl TickState {
+    fn may_start(&self, job_id: u64, budget: usize) -> bool {
+        !self.late_seen && self.suspended_jobs.len() < budget && !self.suspended_jobs.contains(&job_id)
+    }
+
+    fn suspended(&mut self, job_id: u64) {
+        self.suspended_jobs.insert(job_id);
+    }
+}
+
+/// The slot's `EagerJob` when this fire may start in the core, or None for the general path.
+/// `armed_known` says the job cannot have been disarmed since the advance, so the slot's `armed`
+/// need not be read. Marks the tick late when the fire is past its job's grace.
+fn eager_job<'py>(
     slots: &Bound<'py, PyList>,
     fire: &Fire,
     now_ms: i64,
-    late_seen: &mut bool,
-) -> PyResult<Option<EagerCall<'py>>> {
+    armed_known: bool,
+    tick: &mut TickState,
+) -> PyResult<Option<Bound<'py, EagerJob>>> {
     let py = slots.py();
     let Some(slot) = usize::try_from(fire.job_id).ok().and_then(|at| slots.get_item(at).ok()) else {
         return Ok(None);
     };
-    let fast = slot.getattr(intern!(py, "fast"))?;
-    if fast.is_none() || !slot.getattr(intern!(py, "armed"))?.is_truthy()? {
+    let Ok(job) = slot.getattr(intern!(py, "fast"))?.cast_into::<EagerJob>() else {
+        return Ok(None);
+    };
+    if !armed_known && !slot.getattr(intern!(py, "armed"))?.is_truthy()? {
         return Ok(None);
     }
-    let (grace_ms, max_concurrency, calls): (i64, i64, Bound<'py, PyTuple>) = fast.extract()?;
-    if now_ms.saturating_sub(fire.scheduled_ms) > grace_ms {
-        *late_seen = true;
+    let spec = job.get();
+    if now_ms.saturating_sub(fire.scheduled_ms) > spec.misfire_grace_ms {
+        tick.late_seen = true;
         return Ok(None);
     }
     let running: i64 = slot.getattr(intern!(py, "running"))?.extract()?;
-    if running >= max_concurrency {
-        return Ok(None);
-    }
-    let Ok(call) = calls.get_item(fire.schedule_index as usize) else { return Ok(None) };
-    Ok(Some(call.extract()?))
+    Ok((running < spec.max_concurrency).then_some(job))
 }
 
 /// What became of each fire `advance_eager` started. Outcomes are kept as Rust values while the
@@ -214,12 +309,15 @@ enum Outcome<'py> {
 }
 
 /// Outcomes of started calls, by the caller's position of each call.
-#[derive(Default)]
 struct EagerBatch<'py> {
     started: Vec<(usize, Outcome<'py>)>,
 }
 
 impl<'py> EagerBatch<'py> {
+    fn with_capacity(calls: usize) -> Self {
+        EagerBatch { started: Vec::with_capacity(calls) }
+    }
+
     /// Calls the coroutine function and runs the coroutine to its first suspension; files the
     /// outcome. Returns whether it suspended.
     fn start(
@@ -227,10 +325,9 @@ impl<'py> EagerBatch<'py> {
         at: usize,
         func: &Bound<'py, PyAny>,
         args: &Bound<'py, PyTuple>,
-        kwargs: &Bound<'py, PyAny>,
+        kwargs: Option<&Bound<'py, PyDict>>,
     ) -> bool {
         let py = func.py();
-        let kwargs = kwargs.cast::<PyDict>().ok().filter(|kwargs| !kwargs.is_empty());
         // Most jobs take no arguments: the no-argument vectorcall skips building a call.
         let called = if args.is_empty() && kwargs.is_none() { func.call0() } else { func.call(args, kwargs) };
         let coroutine = match called {
@@ -247,8 +344,8 @@ impl<'py> EagerBatch<'py> {
         let status =
             unsafe { pyo3::ffi::PyIter_Send(coroutine.as_ptr(), pyo3::ffi::Py_None(), &mut yielded) };
         let outcome = match status {
-            // SAFETY: a new reference, per PyIter_Send's contract above.
             pyo3::ffi::PySendResult::PYGEN_RETURN => {
+                // SAFETY: a new reference, per PyIter_Send's contract above.
                 Outcome::Returned(unsafe { Bound::from_owned_ptr(py, yielded) })
             }
             pyo3::ffi::PySendResult::PYGEN_NEXT => {
@@ -323,15 +420,18 @@ type EagerLists<'py> = (Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyLis
 /// with `(i, value)`, `(i, coroutine, yielded)` and `(i, exception)`.
 #[pyfunction]
 fn start_coroutines<'py>(calls: &Bound<'py, PyList>) -> PyResult<OutcomeLists<'py>> {
-    let mut batch = EagerBatch::default();
+    let mut batch = EagerBatch::with_capacity(calls.len());
     for (at, call) in calls.iter().enumerate() {
-        let (func, args, kwargs): EagerCall<'py> = call.extract()?;
-        batch.start(at, &func, &args, &kwargs);
+        let (func, args, kwargs): (Bound<'py, PyAny>, Bound<'py, PyTuple>, Bound<'py, PyDict>) =
+            call.extract()?;
+        let kwargs = Some(&kwargs).filter(|kwargs| !kwargs.is_empty());
+        batch.start(at, &func, &args, kwargs);
     }
     batch.into_lists(calls.py(), |at| at)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyWheel>()?;
+    m.add_class::<EagerJob>()?;
     m.add_function(wrap_pyfunction!(start_coroutines, m)?)
 }
