@@ -208,6 +208,39 @@ mod tests {
     }
 
     #[test]
+    fn insert_many_arms_like_insert() -> Result<(), CronError> {
+        use crate::wheel::Wheel;
+        let after_ms = 1_700_000_000_500;
+        let rules: Vec<Arc<Cron>> = ["0 * * * *", "*/5 * * * * *", "0 0 29 2 *"]
+            .iter()
+            .map(|expr| Cron::parse(expr, Some("Asia/Kolkata")).map(Arc::new))
+            .collect::<Result<_, _>>()?;
+        let schedule = |job: u64| -> Schedule {
+            match job % 5 {
+                3 => Schedule::Interval(Interval { period: 7, anchor: 1 }),
+                4 => Schedule::Once(if job % 2 == 0 { 1_600_000_000 } else { 1_800_000_000 }), // past: never armed
+                pick => Schedule::Cron(rules[usize::try_from(pick).unwrap_or(0)].clone()),
+            }
+        };
+        let mut one_by_one = Wheel::new(after_ms - 1);
+        let mut expected_earliest: Option<i64> = None;
+        for job in 0..60u64 {
+            if let Some(deadline) = one_by_one.insert(job, 0, schedule(job), after_ms) {
+                expected_earliest = Some(expected_earliest.map_or(deadline, |e| e.min(deadline)));
+            }
+        }
+        let mut batched = Wheel::new(after_ms - 1);
+        batched.insert(4, 0, schedule(0), after_ms); // an entry a never-firing one must replace
+        let earliest = batched.insert_many((0..60u64).map(|job| (job, 0, schedule(job))), after_ms);
+        assert_eq!(earliest, expected_earliest);
+        assert_eq!(batched.len(), one_by_one.len());
+        for job in 0..60u64 {
+            assert_eq!(batched.deadline_of(job, 0), one_by_one.deadline_of(job, 0), "job {job}");
+        }
+        Ok(())
+    }
+
+    #[test]
     fn once_fires_once_and_milliseconds_round_to_seconds() {
         let once = Schedule::Once(100);
         assert_eq!(once.next_after(99), Some(100));

@@ -318,3 +318,28 @@ def test_registered_job_stays_under_one_kilobyte_of_python_memory() -> None:
 
     per_job = asyncio.run(main())
     assert 0 < per_job <= 1024, per_job
+
+
+def test_core_start_is_shared_by_jobs_that_start_alike() -> None:
+    hits: list[int] = []
+
+    async def tick() -> None:
+        hits.append(1)
+
+    async def with_ctx(ctx: JobContext) -> None: ...
+
+    def sync() -> None: ...
+
+    a = make_job(tick, "*/5 * * * *", name="a")
+    b = make_job(tick, "*/5 * * * *", name="b")
+    c = make_job(tick, "*/7 * * * *", name="c")
+    assert a.core_start is not None and a.core_start is b.core_start, "one EagerJob for equal jobs"
+    assert c.core_start is not None and c.core_start is not a.core_start
+    assert make_job(tick, "*/5 * * * *", name="d", retries=3).core_start is not a.core_start, "options differ"
+    # What needs Python at each fire is never started by the core.
+    assert make_job(with_ctx, "* * * * *", name="e").core_start is None
+    assert make_job(sync, "* * * * *", name="f").core_start is None
+    assert make_job(tick, "* * * * *", name="g", jitter="5s").core_start is None
+    assert make_job(tick, "* * * * *", name="h", eager=False).core_start is None
+    with pytest.raises(AttributeError, match="Job is immutable"):
+        a.core_start = None  # type: ignore[misc]

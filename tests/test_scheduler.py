@@ -33,6 +33,7 @@ from fastcron.errors import (
     JobTimeoutError,
     SchedulerStateError,
 )
+from fastcron._clock import to_ms
 from fastcron.abc import JobState
 from fastcron.events import Event
 from fastcron.job import JobContext, JobResult, Run, Schedule
@@ -717,6 +718,37 @@ def test_add_many_registers_and_arms_all_or_none() -> None:
 
     run(main())
     assert sorted(fired) == ["a"] * 3 + ["b"] * 2
+
+
+def test_add_many_of_simple_async_jobs_fires_them_in_the_core() -> None:
+    """The bulk path arms a batch in one wheel call and the core starts its fires; a disabled
+    batch is registered but not armed; each run is recorded with its job and instant."""
+    hits: list[int] = []
+
+    async def tick(n: int = 0) -> int:
+        hits.append(n)
+        return n
+
+    async def main() -> None:
+        clock = FakeClock(START)
+        store = MemoryStore()
+        async with Scheduler(Registry(), clock=clock, store=store) as s:
+            jobs = s.add_many(tick, [(f"t{i}", "*/2 * * * *") for i in range(50)])
+            s.add_many(tick, [(f"off{i}", "* * * * *") for i in range(5)], enabled=False)
+            assert all(job.core_start is jobs[0].core_start for job in jobs)
+            assert s.next_runs("t7", 1)[0] == START + timedelta(minutes=2)
+            await clock.advance("6m")
+            metrics = s.metrics("t7")
+            assert (metrics.runs, metrics.last_status, metrics.state) == (3, "succeeded", "idle")
+            assert s.metrics("off1").runs == 0 and s.metrics("off1").state == "disabled"
+        runs = store.runs()
+        assert len(runs) == 150 and {run.status for run in runs} == {"succeeded"}
+        assert sorted({run.scheduled_ms for run in runs}) == [
+            to_ms(START + timedelta(minutes=m)) for m in (2, 4, 6)
+        ]
+
+    run(main())
+    assert len(hits) == 150
 
 
 def test_next_runs_merges_schedules_in_the_job_zone() -> None:

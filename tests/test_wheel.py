@@ -112,6 +112,19 @@ def test_wheel_matches_a_brute_force_reference(seed: int) -> None:
     assert fired > 200, "the workload must actually fire"
 
 
+def test_insert_many_arms_like_insert_and_is_all_or_nothing() -> None:
+    triggers = [_core.Cron("*/3 * * * * *"), _core.Interval("5s"), _core.Once(T0 // 1000 - 10), _core.Cron("0 * * * *")]
+    one, many = _core.Wheel(T0), _core.Wheel(T0)
+    deadlines = [one.insert(job, 0, triggers[job % 4], T0) for job in range(40)]
+    earliest = many.insert_many([(job, 0, triggers[job % 4]) for job in range(40)], T0)
+    assert earliest == min(d for d in deadlines if d is not None)
+    assert [many.deadline_of(job, 0) for job in range(40)] == deadlines
+    with pytest.raises(TypeError):
+        many.insert_many([(100, 0, triggers[0]), (101, 0, "* * * * *")], T0)
+    assert many.deadline_of(100, 0) is None, "nothing of a failed batch is armed"
+    assert many.insert_many([], T0) is None
+
+
 def test_time_must_not_go_backwards() -> None:
     wheel = _core.Wheel(T0)
     wheel.advance(T0 + 5_000)

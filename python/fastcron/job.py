@@ -17,6 +17,7 @@ import functools
 import inspect
 import json
 import logging
+import operator
 import re
 import threading
 import weakref
@@ -180,6 +181,36 @@ class FuncInfo:
         self.args_checked = False  # the call with no schedule arguments was checked
 
 
+_CORE_STARTS: dict[tuple[Any, JobOptions, tuple[BoundSchedule, ...]], _core.EagerJob] = {}
+_CORE_STARTS_SIZE: Final = 4096
+
+
+def _core_start(func: Callable[..., Any], schedules: tuple[BoundSchedule, ...], opts: JobOptions) -> _core.EagerJob:
+    """The ``EagerJob`` for these calls. It is immutable, so jobs of one function, one set of
+    options and one schedule tuple (parsed schedules are cached and shared) share one: 100k jobs
+    from one ``add_many`` hold as many as they have distinct expressions."""
+    key = (func, opts, schedules)
+    try:
+        shared = _CORE_STARTS.get(key)
+    except TypeError:  # an unhashable callable object: nothing to share by
+        key, shared = None, None  # type: ignore[assignment]
+    if shared is None:
+        calls = [(func, bound.args, bound.kwargs) for bound in schedules]
+        shared = _core.EagerJob(opts.misfire_grace_ms, opts.max_concurrency, calls)
+        if key is not None:
+            if len(_CORE_STARTS) >= _CORE_STARTS_SIZE:
+                _CORE_STARTS.clear()
+            _CORE_STARTS[key] = shared
+    return shared
+
+
+def _read_only(field: str) -> property:
+    def refuse(self: Any, value: Any) -> None:
+        raise AttributeError(f"Job is immutable; use scheduler.reschedule() or make a new job ({field!r})")
+
+    return property(operator.attrgetter("_" + field), refuse)
+
+
 class Job:
     """A validated job definition. Build one with ``@job`` or ``make_job``; it never changes.
 
@@ -188,15 +219,40 @@ class Job:
     (``job.retries``, ``job.is_async``). ``schedules`` is empty for a manual job.
     """
 
-    __slots__ = ("description", "eager", "func", "info", "name", "opts", "schedules")
+    # Private slots behind read-only properties: plain stores in __init__ (a guarded
+    # __setattr__ would make building a job, 100k of them at a time, four times slower).
+    __slots__ = ("_core_start", "_description", "_eager", "_func", "_info", "_name", "_opts", "_schedules")
 
-    func: Callable[..., Any]
-    name: str
-    description: str | None
-    schedules: tuple[BoundSchedule, ...]
-    opts: JobOptions
-    info: FuncInfo
-    eager: bool
+    if TYPE_CHECKING:
+
+        @property
+        def func(self) -> Callable[..., Any]: ...
+        @property
+        def name(self) -> str: ...
+        @property
+        def description(self) -> str | None: ...
+        @property
+        def schedules(self) -> tuple[BoundSchedule, ...]: ...
+        @property
+        def opts(self) -> JobOptions: ...
+        @property
+        def info(self) -> FuncInfo: ...
+        @property
+        def eager(self) -> bool: ...
+        @property
+        def core_start(self) -> _core.EagerJob | None: ...
+
+    else:
+        func = _read_only("func")
+        name = _read_only("name")
+        description = _read_only("description")
+        schedules = _read_only("schedules")
+        opts = _read_only("opts")
+        info = _read_only("info")
+        eager = _read_only("eager")
+        # What the core needs to start this job's fires itself (``Wheel.advance_eager``): set for
+        # an eager job that needs no context, tenants or jitter (those need Python at each fire).
+        core_start = _read_only("core_start")
 
     # Read through to the shared parts (declared for type checkers).
     if TYPE_CHECKING:
@@ -231,14 +287,18 @@ class Job:
         info: FuncInfo,
         eager: bool,
     ) -> None:
-        _set = object.__setattr__
-        _set(self, "func", func)
-        _set(self, "name", name)
-        _set(self, "description", description)
-        _set(self, "schedules", schedules)
-        _set(self, "opts", opts)
-        _set(self, "info", info)
-        _set(self, "eager", eager)
+        self._func = func
+        self._name = name
+        self._description = description
+        self._schedules = schedules
+        self._opts = opts
+        self._info = info
+        self._eager = eager
+        self._core_start = (
+            _core_start(func, schedules, opts)
+            if eager and info.ctx_param is None and opts.tenants is None and not opts.jitter_ms
+            else None
+        )
 
     def __getattr__(self, key: str) -> Any:
         if key in JobOptions.__slots__:
@@ -246,9 +306,6 @@ class Job:
         if key in ("is_async", "ctx_param"):
             return getattr(self.info, key)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {key!r}")
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        raise AttributeError(f"Job is immutable; use scheduler.reschedule() or make a new job ({key!r})")
 
     @property
     def manual(self) -> bool:
@@ -501,15 +558,18 @@ def make_jobs(func: Callable[..., Any], entries: Iterable[tuple[str, Any]], **op
     jobs = [first]
     opts, info, eager = first.opts, first.info, first.eager
     description = first.description
+    tz = opts.tz
+    append = jobs.append
     for job_name, schedule in entries[1:]:
         if type(job_name) is not str or not job_name:
             raise ConfigError(f"name: expected a non-empty string, got {job_name!r}")
-        schedules = _resolve_schedules(schedule, opts.tz, f"job {job_name!r}")
-        for index, bound in enumerate(schedules):
-            if bound.args or bound.kwargs:
-                where = f"job {job_name!r}: schedule {index}" if len(schedules) > 1 else f"job {job_name!r}"
-                _check_arguments(info, bound, where, func)
-        jobs.append(Job(func, job_name, description, schedules, opts, info, eager))
+        schedules = _resolve_schedules(schedule, tz, f"job {job_name!r}")
+        if type(schedule) is not str:  # only Schedule(...) items carry arguments to check
+            for index, bound in enumerate(schedules):
+                if bound.args or bound.kwargs:
+                    where = f"job {job_name!r}: schedule {index}" if len(schedules) > 1 else f"job {job_name!r}"
+                    _check_arguments(info, bound, where, func)
+        append(Job(func, job_name, description, schedules, opts, info, eager))
     return jobs
 
 

@@ -72,17 +72,19 @@ class Registry:
         raises ``DuplicateJobError`` before any is added."""
         jobs = list(jobs)
         seen: dict[str, Job] = {}
+        existing = self._jobs
         for job in jobs:
             if not isinstance(job, Job):
                 raise TypeError(f"Registry.add_many expects Jobs, got {job!r}")
-            other = self._jobs.get(job.name) or seen.get(job.name)
-            if other is not None:
+            name = job.name
+            if name in existing or name in seen:
+                other = existing.get(name) or seen[name]
                 raise DuplicateJobError(
-                    f"job name {job.name!r} is used twice: first at {other.site}, again at {job.site}; "
+                    f"job name {name!r} is used twice: first at {other.site}, again at {job.site}; "
                     "give one of them another name=..."
                 )
-            seen[job.name] = job
-        self._jobs.update(seen)
+            seen[name] = job
+        existing.update(seen)
         for observer in list(self._observers):
             many = getattr(observer, "added_many", None)  # an observer may take the batch at once
             if many is not None:

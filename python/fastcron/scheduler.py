@@ -136,14 +136,7 @@ class _Slot:
 
     def set_job(self, job: Job) -> None:
         self.job = job
-        opts = job.opts
-        if job.eager and job.info.ctx_param is None and opts.tenants is None and not opts.jitter_ms:
-            calls = [(job.func, bound.args, bound.kwargs) for bound in job.schedules]
-            self.fast = _core.EagerJob(opts.misfire_grace_ms, opts.max_concurrency, calls)
-        else:
-            # Assigned, not deleted from __dict__: touching __dict__ turns CPython's inline
-            # attribute values into a real dict, and every read of the hot path gets slower.
-            self.fast = None
+        self.fast = job.core_start
 
     def should_be_armed(self) -> bool:
         return (
@@ -1475,13 +1468,15 @@ class Scheduler:
         self._by_name.update(zip([job.name for job in jobs], new))
         if self._state != _RUNNING:
             return
-        after = max(self.clock.now_ms(), self._last_now)
-        earliest = None
-        arm = self._arm_slot
+        entries: list[tuple[int, int, _core.Trigger]] = []
+        add = entries.append
         for slot in new:
-            if slot.should_be_armed():
-                earliest = arm(slot, after, earliest)
-        self._timer_for(earliest)
+            schedules = slot.job.schedules
+            if slot.enabled and schedules:  # a new slot is not paused, removed or cooling down
+                slot.armed = True
+                for index, bound in enumerate(schedules):
+                    add((slot.id, index, bound.trigger))
+        self._timer_for(self._wheel.insert_many(entries, max(self.clock.now_ms(), self._last_now)))
 
     def _on_registry_change(self, change: Change, job: Job) -> None:
         if change != "removed" and self._state == _RUNNING and self.store.shared and job.name not in self._dynamic:

@@ -67,6 +67,19 @@ impl PyWheel {
         Ok(self.inner.insert(job_id, schedule_index, schedule, after_ms))
     }
 
+    /// `insert` for a batch of `(job_id, schedule_index, schedule)`, all after `after_ms`;
+    /// returns the earliest deadline armed, or None. All or nothing: an entry that is not a
+    /// schedule raises before any is armed.
+    fn insert_many(&mut self, entries: &Bound<'_, PyList>, after_ms: i64) -> PyResult<Option<i64>> {
+        let mut batch = Vec::with_capacity(entries.len());
+        for entry in entries.iter() {
+            let (job_id, schedule_index, schedule): (u64, u32, Bound<'_, PyAny>) = entry.extract()?;
+            batch.push((job_id, schedule_index, super::extract_schedule(&schedule)?));
+        }
+        self.changes = self.changes.wrapping_add(1);
+        Ok(self.inner.insert_many(batch, after_ms))
+    }
+
     /// Arms at an explicit deadline; later re-arms follow the schedule.
     fn insert_at(
         &mut self,
