@@ -130,9 +130,14 @@ class _Slot:
     fast: _core.EagerJob | None = None
 
     def __init__(self, slot_id: int, job: Job) -> None:
+        # What Wheel.advance_eager reads of every fire's slot, set first so that CPython keeps
+        # the three values side by side in one cache line.
+        self.fast = job.core_start
+        self.running = 0
+        self.armed = False
         self.id = slot_id
         self.enabled = job.opts.enabled
-        self.set_job(job)
+        self.job = job
 
     def set_job(self, job: Job) -> None:
         self.job = job

@@ -3,6 +3,8 @@
 //! returns; those come back as plain tuples, the cheapest thing to build and unpack.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
@@ -20,7 +22,9 @@ pub struct PyWheel {
     /// Counts the calls that arm or disarm entries. While it stands still, every fire taken out
     /// by an advance still belongs to an armed job (the scheduler disarms a job only by removing
     /// its entries), so `advance_eager` need not ask the job.
-    changes: u64,
+    /// Shared so that `advance_eager` can read it between calls into Python without borrowing
+    /// the wheel (a job may be borrowing it mutably right then).
+    changes: Arc<AtomicU64>,
 }
 
 impl PyWheel {
@@ -50,7 +54,11 @@ impl PyWheel {
     #[new]
     #[pyo3(signature = (now_ms, catchup_limit = DEFAULT_CATCHUP_LIMIT))]
     fn new(now_ms: i64, catchup_limit: u32) -> Self {
-        PyWheel { inner: Wheel::with_catchup_limit(now_ms, catchup_limit), out: Vec::new(), changes: 0 }
+        PyWheel {
+            inner: Wheel::with_catchup_limit(now_ms, catchup_limit),
+            out: Vec::new(),
+            changes: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     /// Arms at the schedule's first fire strictly after `after_ms`; returns that deadline (ms),
@@ -62,7 +70,7 @@ impl PyWheel {
         schedule: &Bound<'_, PyAny>,
         after_ms: i64,
     ) -> PyResult<Option<i64>> {
-        self.changes = self.changes.wrapping_add(1);
+        self.changes.fetch_add(1, Ordering::Relaxed);
         let schedule = super::extract_schedule(schedule)?;
         Ok(self.inner.insert(job_id, schedule_index, schedule, after_ms))
     }
@@ -76,7 +84,7 @@ impl PyWheel {
             let (job_id, schedule_index, schedule): (u64, u32, Bound<'_, PyAny>) = entry.extract()?;
             batch.push((job_id, schedule_index, super::extract_schedule(&schedule)?));
         }
-        self.changes = self.changes.wrapping_add(1);
+        self.changes.fetch_add(1, Ordering::Relaxed);
         Ok(self.inner.insert_many(batch, after_ms))
     }
 
@@ -88,7 +96,7 @@ impl PyWheel {
         schedule: &Bound<'_, PyAny>,
         deadline_ms: i64,
     ) -> PyResult<()> {
-        self.changes = self.changes.wrapping_add(1);
+        self.changes.fetch_add(1, Ordering::Relaxed);
         let schedule = super::extract_schedule(schedule)?;
         self.inner.insert_at(job_id, schedule_index, schedule, deadline_ms);
         Ok(())
@@ -96,19 +104,19 @@ impl PyWheel {
 
     /// Disarms one schedule; whether it was armed.
     fn remove(&mut self, job_id: u64, schedule_index: u32) -> bool {
-        self.changes = self.changes.wrapping_add(1);
+        self.changes.fetch_add(1, Ordering::Relaxed);
         self.inner.remove(job_id, schedule_index)
     }
 
     /// Disarms every schedule of a job; how many were armed.
     fn remove_job(&mut self, job_id: u64) -> usize {
-        self.changes = self.changes.wrapping_add(1);
+        self.changes.fetch_add(1, Ordering::Relaxed);
         self.inner.remove_job(job_id)
     }
 
     /// Moves an armed entry to a new deadline; whether it was armed.
     fn reschedule(&mut self, job_id: u64, schedule_index: u32, deadline_ms: i64) -> bool {
-        self.changes = self.changes.wrapping_add(1);
+        self.changes.fetch_add(1, Ordering::Relaxed);
         self.inner.reschedule(job_id, schedule_index, deadline_ms)
     }
 
@@ -151,18 +159,19 @@ impl PyWheel {
     ) -> PyResult<EagerLists<'py>> {
         // The fires leave the wheel before any job runs: a job may call back into the wheel
         // (adding or rescheduling jobs), which needs the wheel not to be borrowed.
-        let (fires, changes_before) = {
+        let (fires, changes) = {
             let mut this = slf.try_borrow_mut()?;
             this.advance_into_out(now_ms)?;
-            (std::mem::take(&mut this.out), this.changes)
+            (std::mem::take(&mut this.out), Arc::clone(&this.changes))
         };
+        let changes_before = changes.load(Ordering::Relaxed);
         let py = slf.py();
         let mut batch = EagerBatch::with_capacity(fires.len());
         let mut rest: Vec<Fire> = Vec::new();
         let mut tick = TickState::default();
         for (at, fire) in fires.iter().enumerate() {
             // A job that ran earlier in this tick may have disarmed another: then ask the slot.
-            let unchanged = slf.try_borrow().is_ok_and(|this| this.changes == changes_before);
+            let unchanged = changes.load(Ordering::Relaxed) == changes_before;
             match eager_job(slots, fire, now_ms, unchanged, &mut tick)? {
                 Some(job) if tick.may_start(fire.job_id, budget) => {
                     match job.get().call_for(fire.schedule_index) {
