@@ -234,6 +234,9 @@ def test_advance_eager_respects_the_suspension_budget() -> None:
     async def waits() -> None:
         await asyncio.sleep(0)
 
+    async def noop() -> None:
+        return None
+
     slots = [Slot(_eager((waits, (), {}))) for _ in range(5)]
     wheel = _core.Wheel(T0)
     _armed(slots, wheel)
@@ -241,6 +244,9 @@ def test_advance_eager_respects_the_suspension_budget() -> None:
     assert len(suspended) == 2 and len(rest) == 3
     for *_, coroutine, _yielded in suspended:
         coroutine.close()
+    # No room at all (the scheduler's max_concurrency is reached): nothing starts in the core.
+    done, suspended, _, rest = wheel.advance_eager(T0 + 2_000, [Slot(_eager((noop, (), {}))) for _ in range(5)], 0)
+    assert done == [] and suspended == [] and len(rest) == 5
 
 
 def test_advance_eager_sees_a_job_disarmed_earlier_in_the_same_tick() -> None:

@@ -284,7 +284,10 @@ struct TickState {
 
 impl TickState {
     fn may_start(&self, job_id: u64, budget: usize) -> bool {
-        !self.late_seen && self.suspended_jobs.len() < budget && !self.suspended_jobs.contains(&job_id)
+        // Checked for emptiness first: most ticks suspend nothing, and hashing is not free.
+        !self.late_seen
+            && self.suspended_jobs.len() < budget
+            && (self.suspended_jobs.is_empty() || !self.suspended_jobs.contains(&job_id))
     }
 
     fn suspended(&mut self, job_id: u64) {
