@@ -136,12 +136,17 @@ def test_time_must_not_go_backwards() -> None:
 
 
 class Slot:
-    """What ``advance_eager`` reads of a scheduler slot."""
+    """A job as ``advance_eager`` sees it: its EagerJob, runs in progress, and ``armed``."""
 
     def __init__(self, fast: Any, *, armed: bool = True, running: int = 0) -> None:
         self.fast = fast
         self.armed = armed
         self.running = running
+
+
+def advance_eager(wheel: Any, now_ms: int, slots: list[Slot], budget: int) -> Any:
+    """The scheduler's call: the per-job lists are built from the slots."""
+    return wheel.advance_eager(now_ms, [s.fast for s in slots], [s.running for s in slots], slots, budget)
 
 
 EVERY_SECOND = _core.Cron("* * * * * *")
@@ -177,7 +182,7 @@ def test_advance_eager_starts_simple_jobs_and_leaves_the_rest() -> None:
     ]
     wheel = _core.Wheel(T0)
     _armed(slots, wheel)
-    done, suspended, failed, rest = wheel.advance_eager(T0 + 1_000, slots, 100)
+    done, suspended, failed, rest = advance_eager(wheel, T0 + 1_000, slots, 100)
     assert sorted(done) == [(0, 0, T0 + 1_000, "a!"), (2, 0, T0 + 1_000, "c?"), (5, 0, T0 + 1_000, "f!")]
     assert suspended == []
     assert [(job, index, at) for job, index, at, _ in failed] == [(3, 0, T0 + 1_000)]
@@ -194,7 +199,7 @@ def test_advance_eager_second_schedule_uses_its_own_call() -> None:
     slots = [Slot(_eager((which, (0,), {}), (which, (1,), {}), (which, (2,), {}), limit=5))]
     wheel = _core.Wheel(T0)
     _armed(slots, wheel, schedules=3)
-    done, _, _, rest = wheel.advance_eager(T0 + 1_000, slots, 100)
+    done, _, _, rest = advance_eager(wheel, T0 + 1_000, slots, 100)
     assert sorted((index, value) for _, index, _, value in done) == [(0, 0), (1, 1), (2, 2)]
     assert rest == []
 
@@ -209,7 +214,7 @@ def test_advance_eager_keeps_order_after_a_late_fire() -> None:
     wheel.insert(1, 0, _core.Cron("*/2 * * * * *"), T0)
     # At T0+2.6 s: job 0's fire of T0+1 s is past its 500 ms grace; every later fire of the tick
     # takes the general path too, even job 1's on-time ones, so the tick keeps its order.
-    done, _, _, rest = wheel.advance_eager(T0 + 2_600, slots, 100)
+    done, _, _, rest = advance_eager(wheel, T0 + 2_600, slots, 100)
     assert done == []
     assert sorted(rest) == [(0, 0, T0 + 1_000, False), (0, 0, T0 + 2_000, False), (1, 0, T0 + 2_000, False)]
 
@@ -222,7 +227,7 @@ def test_advance_eager_starts_no_second_fire_of_a_suspended_job() -> None:
     wheel = _core.Wheel(T0)
     _armed(slots, wheel, schedules=2)
     wheel.remove(1, 1)
-    done, suspended, failed, rest = wheel.advance_eager(T0 + 1_000, slots, 100)
+    done, suspended, failed, rest = advance_eager(wheel, T0 + 1_000, slots, 100)
     assert done == [] and failed == []
     assert sorted((job, index) for job, index, *_ in suspended) == [(0, 0), (1, 0)]
     assert rest == [(0, 1, T0 + 1_000, False)]
@@ -240,12 +245,12 @@ def test_advance_eager_respects_the_suspension_budget() -> None:
     slots = [Slot(_eager((waits, (), {}))) for _ in range(5)]
     wheel = _core.Wheel(T0)
     _armed(slots, wheel)
-    _, suspended, _, rest = wheel.advance_eager(T0 + 1_000, slots, 2)
+    _, suspended, _, rest = advance_eager(wheel, T0 + 1_000, slots, 2)
     assert len(suspended) == 2 and len(rest) == 3
     for *_, coroutine, _yielded in suspended:
         coroutine.close()
     # No room at all (the scheduler's max_concurrency is reached): nothing starts in the core.
-    done, suspended, _, rest = wheel.advance_eager(T0 + 2_000, [Slot(_eager((noop, (), {}))) for _ in range(5)], 0)
+    done, suspended, _, rest = advance_eager(wheel, T0 + 2_000, [Slot(_eager((noop, (), {}))) for _ in range(5)], 0)
     assert done == [] and suspended == [] and len(rest) == 5
 
 
@@ -268,7 +273,7 @@ def test_advance_eager_sees_a_job_disarmed_earlier_in_the_same_tick() -> None:
 
     slots = [Slot(_eager((job(n), (), {}))) for n in range(3)]
     _armed(slots, wheel)
-    done, _, _, rest = wheel.advance_eager(T0 + 1_000, slots, 100)
+    done, _, _, rest = advance_eager(wheel, T0 + 1_000, slots, 100)
     # The order within one millisecond is unspecified: job 0 may run first or last.
     assert 0 in started
     first = started.index(0)
@@ -284,7 +289,7 @@ def test_eager_job_takes_any_mapping_of_keywords() -> None:
     slots = [Slot(_eager((echo, (), MappingProxyType({"a": 1}))))]  # type: ignore[arg-type]
     wheel = _core.Wheel(T0)
     _armed(slots, wheel)
-    done, *_ = wheel.advance_eager(T0 + 1_000, slots, 100)
+    done, *_ = advance_eager(wheel, T0 + 1_000, slots, 100)
     assert [value for *_, value in done] == [{"a": 1}]
 
 

@@ -133,19 +133,21 @@ class Wheel:
         truncated)``, oldest first, each entry re-armed from the instant it fired. ``truncated``
         marks the last fire of an entry whose missed instants exceeded the catch-up limit."""
     def advance_eager(
-        self, now_ms: int, slots: list[Any], budget: int
+        self, now_ms: int, starts: list[Any], running: list[int], slots: list[Any], budget: int
     ) -> tuple[
         list[tuple[int, int, int, Any]],
         list[tuple[int, int, int, Any, Any]],
         list[tuple[int, int, int, BaseException]],
         list[tuple[int, int, int, bool]],
     ]:
-        """``advance``, starting the due fires of simple async jobs in the core: for each fire
-        whose ``slots[job_id]`` is armed, has room (``running < max_concurrency``), is on time and
-        has ``fast`` set to an ``EagerJob``, call its ``calls[index]`` and send None into the
-        coroutine once. Returns ``(done, suspended, failed, rest)``: returned values,
-        suspended coroutines with what they yielded, raised exceptions, and the fires left for
-        the caller. At most ``budget`` fires may suspend."""
+        """``advance``, starting the due fires of simple async jobs in the core. By job id:
+        ``starts[id]`` is the job's ``EagerJob`` (None: the general path), ``running[id]`` its runs
+        in progress, ``slots[id]`` an object whose ``armed`` is read only if the wheel changed
+        during the call. A fire whose job is armed, has room (``running < max_concurrency``) and is
+        on time gets its ``calls[index]`` called and None sent into the coroutine once. Returns
+        ``(done, suspended, failed, rest)``: returned values, suspended coroutines with what they
+        yielded, raised exceptions, and the fires left for the caller. At most ``budget`` fires
+        may suspend."""
     def __len__(self) -> int: ...
 
 @final

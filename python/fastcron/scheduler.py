@@ -114,7 +114,6 @@ class _Slot:
     removed = False
     cooldown_until_ms: int | None = None
     cooldown_timer: Any = None
-    running = 0
     tenant_running: dict[Any, int] | None = None
     queue: deque[Run] | None = None
     active: list[Run] | None = None  # runs of this job that outlived their tick
@@ -125,23 +124,18 @@ class _Slot:
     last_status: str | None = None
     last_duration_ms: int | None = None
     last_scheduled_ms: int | None = None
-    # What the core needs to start this job's fires itself (``Wheel.advance_eager``), or None
-    # when they must take the general path.
-    fast: _core.EagerJob | None = None
 
-    def __init__(self, slot_id: int, job: Job) -> None:
-        # What Wheel.advance_eager reads of every fire's slot, set first so that CPython keeps
-        # the three values side by side in one cache line.
-        self.fast = job.core_start
-        self.running = 0
-        self.armed = False
+    def __init__(self, slot_id: int, job: Job, running: list[int]) -> None:
         self.id = slot_id
         self.enabled = job.opts.enabled
         self.job = job
+        self._running = running
 
-    def set_job(self, job: Job) -> None:
-        self.job = job
-        self.fast = job.core_start
+    @property
+    def running(self) -> int:
+        """Runs of this job in progress (untenanted). Kept in the scheduler's ``_running`` list,
+        indexed by slot id, which the core reads for every fire without touching the slot."""
+        return self._running[self.id]
 
     def should_be_armed(self) -> bool:
         return (
@@ -214,6 +208,11 @@ class Scheduler:
         self._last_now = 0
         self._in_tick = False
         self._slots: list[_Slot | None] = []
+        # By slot id, beside ``_slots``: what the core reads of each due fire (``advance_eager``),
+        # each a plain pointer array it walks without opening a slot. ``_starts[id]`` is the
+        # job's EagerJob (None: the general path, or no job), ``_running[id]`` its runs in progress.
+        self._starts: list[_core.EagerJob | None] = []
+        self._running: list[int] = []
         self._by_name: dict[str, _Slot] = {}
         self._seq = itertools.count(1)
         self._total = 0
@@ -754,7 +753,9 @@ class Scheduler:
                 collecting = gc.isenabled()
                 gc.disable()
                 try:
-                    done, suspended, failed, fires = self._wheel.advance_eager(now, self._slots, budget)
+                    done, suspended, failed, fires = self._wheel.advance_eager(
+                        now, self._starts, self._running, self._slots, budget
+                    )
                 finally:
                     if collecting:
                         gc.enable()
@@ -872,7 +873,7 @@ class Scheduler:
         run.started_ms = now
         run.status = "running"
         self._started_buf.append(run)
-        slot.running += 1
+        self._running[job_id] += 1
         self._total += 1
         return run
 
@@ -1059,7 +1060,7 @@ class Scheduler:
         job = run.job
         if acquire:
             if run.tenant is None:
-                slot.running += 1
+                self._running[slot.id] += 1
             else:
                 counts = slot.tenant_running
                 if counts is None:
@@ -1289,7 +1290,7 @@ class Scheduler:
             self._emit_run("succeeded", run, result=result)
         if run._waiter is not None and not run._waiter.done():
             run._waiter.set_result(run)
-        slot.running -= 1
+        self._running[slot.id] -= 1
         self._total -= 1
         if slot.queue or self._global_queue:
             if slot.queue:
@@ -1330,7 +1331,7 @@ class Scheduler:
     def _release(self, run: Run) -> None:
         slot: _Slot = run._state
         if run.tenant is None:
-            slot.running -= 1
+            self._running[slot.id] -= 1
         else:
             counts = slot.tenant_running
             assert counts is not None
@@ -1455,8 +1456,10 @@ class Scheduler:
     # ------------------------------------------------------------------ registry sync
 
     def _add_slot(self, job: Job) -> _Slot:
-        slot = _Slot(len(self._slots), job)
+        slot = _Slot(len(self._slots), job, self._running)
         self._slots.append(slot)
+        self._starts.append(job.core_start)
+        self._running.append(0)
         self._by_name[job.name] = slot
         return slot
 
@@ -1468,8 +1471,11 @@ class Scheduler:
             self._wake_store()
         slots = self._slots
         first = len(slots)
-        new = [_Slot(first + i, job) for i, job in enumerate(jobs)]
+        running = self._running
+        new = [_Slot(first + i, job, running) for i, job in enumerate(jobs)]
         slots.extend(new)
+        self._starts.extend([job.core_start for job in jobs])
+        running.extend([0] * len(jobs))
         self._by_name.update(zip([job.name for job in jobs], new))
         if self._state != _RUNNING:
             return
@@ -1494,11 +1500,13 @@ class Scheduler:
         if slot is None:
             return
         if change == "replaced":
-            slot.set_job(job)
+            slot.job = job
+            self._starts[slot.id] = job.core_start
             self._rearm(slot)
             return
         del self._by_name[job.name]
         self._slots[slot.id] = None
+        self._starts[slot.id] = None
         slot.removed = True
         if slot.cooldown_timer is not None:
             slot.cooldown_timer.cancel()

@@ -141,11 +141,13 @@ impl PyWheel {
     /// any bookkeeping: with 10k fires due in one millisecond, the last one starts after 10k
     /// calls of a few hundred nanoseconds instead of 10k trips through Python's dispatcher.
     ///
-    /// `slots[job_id]` is the scheduler's slot; its `fast` attribute is None (take the general
-    /// path) or an `EagerJob`. A fire is started here when its slot is `armed`, has `running <
-    /// max_concurrency`, is on time, no earlier fire of this tick was late or suspended for the
-    /// same job, and fewer than `budget` runs have suspended. Starting means calling the function
-    /// and sending None into the coroutine once.
+    /// Per job, by id: `starts[job_id]` is its `EagerJob`, or None (take the general path);
+    /// `running[job_id]` its runs in progress; `slots[job_id]` the scheduler's slot, whose `armed`
+    /// is read only if the wheel changed during this call (a job that ran disarmed another). A
+    /// fire is started here when its job is armed, has `running < max_concurrency`, is on time,
+    /// no earlier fire of this tick was late or suspended for the same job, and fewer than
+    /// `budget` runs have suspended. Starting means calling the function and sending None into
+    /// the coroutine once.
     ///
     /// Returns `(done, suspended, failed, rest)`: `(job_id, index, scheduled_ms, value)` for
     /// coroutines that returned, `(job_id, index, scheduled_ms, coroutine, yielded)` for ones
@@ -154,6 +156,8 @@ impl PyWheel {
     fn advance_eager<'py>(
         slf: &Bound<'py, Self>,
         now_ms: i64,
+        starts: &Bound<'py, PyList>,
+        running: &Bound<'py, PyList>,
         slots: &Bound<'py, PyList>,
         budget: usize,
     ) -> PyResult<EagerLists<'py>> {
@@ -169,10 +173,11 @@ impl PyWheel {
         let mut batch = EagerBatch::with_capacity(fires.len());
         let mut rest: Vec<Fire> = Vec::new();
         let mut tick = TickState::default();
+        let jobs = JobLists { starts, running, slots };
         for (at, fire) in fires.iter().enumerate() {
             // A job that ran earlier in this tick may have disarmed another: then ask the slot.
             let unchanged = changes.load(Ordering::Relaxed) == changes_before;
-            match eager_job(slots, fire, now_ms, unchanged, &mut tick)? {
+            match jobs.eager_start(fire, now_ms, unchanged, &mut tick)? {
                 Some(job) if tick.may_start(fire.job_id, budget) => {
                     match job.get().call_for(fire.schedule_index) {
                         Some(call) => {
@@ -295,33 +300,45 @@ impl TickState {
     }
 }
 
-/// The slot's `EagerJob` when this fire may start in the core, or None for the general path.
-/// `armed_known` says the job cannot have been disarmed since the advance, so the slot's `armed`
-/// need not be read. Marks the tick late when the fire is past its job's grace.
-fn eager_job<'py>(
-    slots: &Bound<'py, PyList>,
-    fire: &Fire,
-    now_ms: i64,
-    armed_known: bool,
-    tick: &mut TickState,
-) -> PyResult<Option<Bound<'py, EagerJob>>> {
-    let py = slots.py();
-    let Some(slot) = usize::try_from(fire.job_id).ok().and_then(|at| slots.get_item(at).ok()) else {
-        return Ok(None);
-    };
-    let Ok(job) = slot.getattr(intern!(py, "fast"))?.cast_into::<EagerJob>() else {
-        return Ok(None);
-    };
-    if !armed_known && !slot.getattr(intern!(py, "armed"))?.is_truthy()? {
-        return Ok(None);
+/// What `advance_eager` reads of the jobs, each list indexed by job id.
+struct JobLists<'a, 'py> {
+    starts: &'a Bound<'py, PyList>,
+    running: &'a Bound<'py, PyList>,
+    slots: &'a Bound<'py, PyList>,
+}
+
+impl<'py> JobLists<'_, 'py> {
+    /// The job's `EagerJob` when this fire may start in the core, or None for the general path.
+    /// `armed_known` says the job cannot have been disarmed since the advance, so its slot need
+    /// not be read. Marks the tick late when the fire is past its job's grace.
+    fn eager_start(
+        &self,
+        fire: &Fire,
+        now_ms: i64,
+        armed_known: bool,
+        tick: &mut TickState,
+    ) -> PyResult<Option<Bound<'py, EagerJob>>> {
+        let py = self.starts.py();
+        let Ok(at) = usize::try_from(fire.job_id) else { return Ok(None) };
+        let Some(job) = self.starts.get_item(at).ok().and_then(|start| start.cast_into::<EagerJob>().ok())
+        else {
+            return Ok(None);
+        };
+        if !armed_known {
+            let Ok(slot) = self.slots.get_item(at) else { return Ok(None) };
+            if slot.is_none() || !slot.getattr(intern!(py, "armed"))?.is_truthy()? {
+                return Ok(None);
+            }
+        }
+        let spec = job.get();
+        if now_ms.saturating_sub(fire.scheduled_ms) > spec.misfire_grace_ms {
+            tick.late_seen = true;
+            return Ok(None);
+        }
+        let Ok(running) = self.running.get_item(at) else { return Ok(None) };
+        let running: i64 = running.extract()?;
+        Ok((running < spec.max_concurrency).then_some(job))
     }
-    let spec = job.get();
-    if now_ms.saturating_sub(fire.scheduled_ms) > spec.misfire_grace_ms {
-        tick.late_seen = true;
-        return Ok(None);
-    }
-    let running: i64 = slot.getattr(intern!(py, "running"))?.extract()?;
-    Ok((running < spec.max_concurrency).then_some(job))
 }
 
 /// What became of each fire `advance_eager` started. Outcomes are kept as Rust values while the
