@@ -560,10 +560,14 @@ def make_jobs(func: Callable[..., Any], entries: Iterable[tuple[str, Any]], **op
     description = first.description
     tz = opts.tz
     append = jobs.append
+    parsed = _SCHEDULES.get
     for job_name, schedule in entries[1:]:
         if type(job_name) is not str or not job_name:
             raise ConfigError(f"name: expected a non-empty string, got {job_name!r}")
-        schedules = _resolve_schedules(schedule, tz, f"job {job_name!r}")
+        # An expression seen before is one lookup; the error context is built only when needed.
+        schedules = parsed((schedule, tz)) if type(schedule) is str else None
+        if schedules is None:
+            schedules = _resolve_schedules(schedule, tz, f"job {job_name!r}")
         if type(schedule) is not str:  # only Schedule(...) items carry arguments to check
             for index, bound in enumerate(schedules):
                 if bound.args or bound.kwargs:

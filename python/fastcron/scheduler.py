@@ -1469,25 +1469,29 @@ class Scheduler:
         if self._state == _RUNNING and self.store.shared:
             self._new_defs.update((job.name, job) for job in jobs if job.name not in self._dynamic)
             self._wake_store()
-        slots = self._slots
-        first = len(slots)
         running = self._running
-        new = [_Slot(first + i, job, running) for i, job in enumerate(jobs)]
-        slots.extend(new)
-        self._starts.extend([job.core_start for job in jobs])
-        running.extend([0] * len(jobs))
-        self._by_name.update(zip([job.name for job in jobs], new))
-        if self._state != _RUNNING:
-            return
+        arming = self._state == _RUNNING
+        new: list[_Slot] = []
+        starts: list[_core.EagerJob | None] = []
+        names: list[str] = []
         entries: list[tuple[int, int, _core.Trigger]] = []
         add = entries.append
-        for slot in new:
-            schedules = slot.job.schedules
-            if slot.enabled and schedules:  # a new slot is not paused, removed or cooling down
+        for slot_id, job in enumerate(jobs, len(self._slots)):
+            slot = _Slot(slot_id, job, running)
+            new.append(slot)
+            starts.append(job.core_start)
+            names.append(job.name)
+            schedules = job.schedules
+            if arming and slot.enabled and schedules:  # a new slot is not paused, removed or cooling down
                 slot.armed = True
                 for index, bound in enumerate(schedules):
-                    add((slot.id, index, bound.trigger))
-        self._timer_for(self._wheel.insert_many(entries, max(self.clock.now_ms(), self._last_now)))
+                    add((slot_id, index, bound.trigger))
+        self._slots.extend(new)
+        self._starts.extend(starts)
+        running.extend([0] * len(new))
+        self._by_name.update(zip(names, new))
+        if arming:
+            self._timer_for(self._wheel.insert_many(entries, max(self.clock.now_ms(), self._last_now)))
 
     def _on_registry_change(self, change: Change, job: Job) -> None:
         if change != "removed" and self._state == _RUNNING and self.store.shared and job.name not in self._dynamic:
