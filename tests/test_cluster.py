@@ -117,6 +117,17 @@ def test_three_nodes_survive_kill_stop_clock_skew_and_a_database_restart(pg_serv
 
         time.sleep(3)
         node_b = query(pg_server, db, "SELECT node FROM fastcron.nodes WHERE pid = %s", (nodes["b"].pid,))[0][0]
+        # Stopped while it holds a sleeper's attempt, so there is something of B's to take over.
+        wait_until(
+            lambda: query(
+                pg_server, db,
+                "SELECT 1 FROM fastcron.runs WHERE node = %s AND status = 'running' AND job LIKE 'sleeper%%' "
+                "AND started_ms > (extract(epoch from clock_timestamp()) * 1000)::bigint - 2000",
+                (node_b,),
+            ) != [],
+            20,
+            "B running a sleeper",
+        )
         nodes["b"].send_signal(signal.SIGSTOP)
         time.sleep(7)
         killed = pg_server.terminate_backends(db)  # every node's connections, pool and heartbeat
