@@ -639,7 +639,20 @@ impl<S: NextFire> Wheel<S> {
     /// existing entry with that key. Returns the deadline, or `None` if the schedule never fires
     /// again: then nothing is stored and an existing entry with that key is removed.
     pub fn insert(&mut self, job_id: u64, schedule_index: u32, schedule: S, after_ms: i64) -> Option<i64> {
-        match schedule.next_fire_after_ms(after_ms) {
+        let deadline = schedule.next_fire_after_ms(after_ms);
+        self.arm_or_remove(job_id, schedule_index, schedule, deadline)
+    }
+
+    /// Arms at `deadline`, or removes the key when there is none (or the slab is full); returns
+    /// the deadline armed.
+    fn arm_or_remove(
+        &mut self,
+        job_id: u64,
+        schedule_index: u32,
+        schedule: S,
+        deadline: Option<i64>,
+    ) -> Option<i64> {
+        match deadline {
             Some(deadline_ms) if self.arm(job_id, schedule_index, schedule, deadline_ms) => Some(deadline_ms),
             _ => {
                 self.remove(job_id, schedule_index);
@@ -663,13 +676,8 @@ impl<S: NextFire> Wheel<S> {
                 Some(rule) => *answers.entry(rule).or_insert_with(|| schedule.next_fire_after_ms(after_ms)),
                 None => schedule.next_fire_after_ms(after_ms),
             };
-            match deadline {
-                Some(deadline_ms) if self.arm(job_id, schedule_index, schedule, deadline_ms) => {
-                    earliest = Some(earliest.map_or(deadline_ms, |earliest| earliest.min(deadline_ms)));
-                }
-                _ => {
-                    self.remove(job_id, schedule_index);
-                }
+            if let Some(deadline_ms) = self.arm_or_remove(job_id, schedule_index, schedule, deadline) {
+                earliest = Some(earliest.map_or(deadline_ms, |earliest| earliest.min(deadline_ms)));
             }
         }
         earliest

@@ -164,7 +164,7 @@ class EagerJob:
     ) -> Self: ...
 
 def start_coroutines(
-    calls: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]],
+    calls: list[tuple[Callable[..., Any], tuple[Any, ...], Mapping[str, Any]]],
 ) -> tuple[list[tuple[int, Any]], list[tuple[int, Any, Any]], list[tuple[int, BaseException]]]:
     """Call each coroutine function and send None into its coroutine once, in order (as
     ``Wheel.advance_eager`` does for due fires). Returns ``(done, suspended, failed)``:

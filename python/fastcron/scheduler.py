@@ -799,8 +799,8 @@ class Scheduler:
         """
         finished_ms = self.clock.now_ms()
         slots = self._slots
-        seq = self._seq
-        started = self._started_buf
+        core_run = self._core_run
+        count_success = self._count_success
         finished = self._finished_buf
         general: list[tuple[int, int, int, Any]] = []
         drain = False
@@ -812,23 +812,12 @@ class Scheduler:
             if type(value) not in _JSON_FAST:
                 general.append(fire)
                 continue
-            job = slot.job
-            bound = job.schedules[index]
-            run = Run(slot, job, next(seq), at, "schedule", bound.args, bound.kwargs)
-            run.started_ms = now
+            run = core_run(slot, index, at, now)
             run.finished_ms = finished_ms
             run.status = "succeeded"
             run.result = value
-            started.append(run)
             finished.append(run)
-            slot.last_scheduled_ms = at
-            slot.runs += 1
-            if slot.consecutive:
-                slot.consecutive = 0
-                self._dirty[job.name] = slot
-            slot.last_run_ms = now
-            slot.last_status = "succeeded"
-            slot.last_duration_ms = finished_ms - now
+            count_success(slot, now, finished_ms)
             if slot.queue:
                 self._drain_slots.append(slot)
                 drain = True
@@ -866,15 +855,20 @@ class Scheduler:
         """The run of a fire the core started: counted as running until its outcome is filed."""
         slot = self._slots[job_id]
         assert slot is not None, f"the core started job {job_id}, which has no slot"
-        job = slot.job
+        run = self._core_run(slot, index, scheduled_ms, now)
+        run.status = "running"
+        self._running[job_id] += 1
+        self._total += 1
+        return run
+
+    def _core_run(self, slot: _Slot, index: int, scheduled_ms: int, now: int) -> Run:
+        """The run of a fire the core started at ``now``, recorded as started."""
         slot.last_scheduled_ms = scheduled_ms
+        job = slot.job
         bound = job.schedules[index]
         run = Run(slot, job, next(self._seq), scheduled_ms, "schedule", bound.args, bound.kwargs)
         run.started_ms = now
-        run.status = "running"
         self._started_buf.append(run)
-        self._running[job_id] += 1
-        self._total += 1
         return run
 
     def _dispatch(self, fires: list[tuple[int, int, int, bool]], now: int) -> None:
@@ -1278,13 +1272,7 @@ class Scheduler:
         run.status = "succeeded"
         run.result = result
         slot: _Slot = run._state
-        slot.runs += 1
-        if slot.consecutive:
-            slot.consecutive = 0
-            self._dirty[slot.job.name] = slot
-        slot.last_run_ms = run.started_ms
-        slot.last_status = "succeeded"
-        slot.last_duration_ms = now - run.started_ms  # type: ignore[operator]
+        self._count_success(slot, run.started_ms, now)  # type: ignore[arg-type]
         self._finished_buf.append(run)
         if "succeeded" in self._bus.wanted:
             self._emit_run("succeeded", run, result=result)
@@ -1296,6 +1284,15 @@ class Scheduler:
             if slot.queue:
                 self._drain_slots.append(slot)
             self._drain()
+
+    def _count_success(self, slot: _Slot, started_ms: int, finished_ms: int) -> None:
+        slot.runs += 1
+        if slot.consecutive:
+            slot.consecutive = 0
+            self._dirty[slot.job.name] = slot
+        slot.last_run_ms = started_ms
+        slot.last_status = "succeeded"
+        slot.last_duration_ms = finished_ms - started_ms
 
     def _count_outcome(self, slot: _Slot, run: Run, status: str) -> None:
         slot.runs += 1

@@ -21,8 +21,7 @@ pub struct PyWheel {
     out: Vec<Fire>,
     /// Counts the calls that arm or disarm entries. While it stands still, every fire taken out
     /// by an advance still belongs to an armed job (the scheduler disarms a job only by removing
-    /// its entries), so `advance_eager` need not ask the job.
-    /// Shared so that `advance_eager` can read it between calls into Python without borrowing
+    /// its entries), so `advance_eager` need not ask the job. Shared so that `advance_eager` can read it between calls into Python without borrowing
     /// the wheel (a job may be borrowing it mutably right then).
     changes: Arc<AtomicU64>,
 }
@@ -253,16 +252,7 @@ impl EagerJob {
     ) -> PyResult<Self> {
         let mut converted = Vec::with_capacity(calls.len());
         for (func, args, kwargs) in calls {
-            // A call takes its keywords as a dict; an empty mapping means none at all.
-            let kwargs = match kwargs.cast::<PyDict>() {
-                Ok(dict) => dict.clone(),
-                Err(_) => {
-                    let dict = PyDict::new(py);
-                    dict.update(kwargs.cast::<PyMapping>()?)?;
-                    dict
-                }
-            };
-            let kwargs = (!kwargs.is_empty()).then(|| kwargs.unbind());
+            let kwargs = keywords(py, &kwargs)?.map(Bound::unbind);
             converted.push(Call { func, args, kwargs });
         }
         let mut calls = converted.into_iter();
@@ -277,6 +267,19 @@ impl EagerJob {
             usize::from(self.first.is_some()) + self.others.len()
         )
     }
+}
+
+/// A call's keywords as a dict, or None when there are none: any mapping is taken.
+fn keywords<'py>(py: Python<'py>, kwargs: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyDict>>> {
+    let dict = match kwargs.cast::<PyDict>() {
+        Ok(dict) => dict.clone(),
+        Err(_) => {
+            let dict = PyDict::new(py);
+            dict.update(kwargs.cast::<PyMapping>()?)?;
+            dict
+        }
+    };
+    Ok((!dict.is_empty()).then_some(dict))
 }
 
 /// Per-tick order rules of `advance_eager`: once a fire is late, the later ones take the general
@@ -464,10 +467,10 @@ type EagerLists<'py> = (Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyLis
 fn start_coroutines<'py>(calls: &Bound<'py, PyList>) -> PyResult<OutcomeLists<'py>> {
     let mut batch = EagerBatch::with_capacity(calls.len());
     for (at, call) in calls.iter().enumerate() {
-        let (func, args, kwargs): (Bound<'py, PyAny>, Bound<'py, PyTuple>, Bound<'py, PyDict>) =
+        let (func, args, kwargs): (Bound<'py, PyAny>, Bound<'py, PyTuple>, Bound<'py, PyAny>) =
             call.extract()?;
-        let kwargs = Some(&kwargs).filter(|kwargs| !kwargs.is_empty());
-        batch.start(at, &func, &args, kwargs);
+        let kwargs = keywords(calls.py(), &kwargs)?;
+        batch.start(at, &func, &args, kwargs.as_ref());
     }
     batch.into_lists(calls.py(), |at| at)
 }
