@@ -393,6 +393,12 @@ impl<S> Slab<S> {
         Some(idx)
     }
 
+    /// Room for `additional` more entries without reallocating (free cells count).
+    fn reserve(&mut self, additional: usize) {
+        self.entries.reserve(additional);
+        self.schedules.reserve(additional);
+    }
+
     /// Frees a cell that is in no timing list and no job list.
     fn release(&mut self, idx: u32) {
         let free_head = self.free_head;
@@ -669,6 +675,8 @@ impl<S: NextFire> Wheel<S> {
         entries: impl IntoIterator<Item = (u64, u32, S)>,
         after_ms: i64,
     ) -> Option<i64> {
+        let entries = entries.into_iter();
+        self.reserve(entries.size_hint().0);
         let mut answers: HashMap<usize, Option<i64>, BuildHasherDefault<KeyHasher>> = HashMap::default();
         let mut earliest: Option<i64> = None;
         for (job_id, schedule_index, schedule) in entries {
@@ -825,6 +833,14 @@ impl<S: NextFire> Wheel<S> {
         self.place(idx);
         self.note_deadline(deadline);
         true
+    }
+
+    /// Room for `additional` more entries (one job each, at most) without growing any table:
+    /// growing the slab and both maps step by step is most of the cost of arming 100k jobs.
+    fn reserve(&mut self, additional: usize) {
+        self.slab.reserve(additional);
+        self.index.reserve(additional);
+        self.jobs.reserve(additional);
     }
 
     /// Links a detached entry where invariant 2 says it belongs.

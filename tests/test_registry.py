@@ -111,17 +111,20 @@ def test_observers_hear_of_changes_until_unsubscribed() -> None:
 def test_add_many_tells_a_plain_observer_job_by_job_and_a_batch_observer_once() -> None:
     reg = Registry()
     heard: list[tuple[str, str]] = []
-    batches: list[list[str]] = []
+    batches: list[list[tuple[str, str]]] = []
 
     def batch_observer(change: str, job: Job) -> None:
         heard.append(("batch observer, one by one", job.name))
 
-    batch_observer.added_many = lambda jobs: batches.append([j.name for j in jobs])  # type: ignore[attr-defined]
+    def batch(jobs: dict[str, Job]) -> None:
+        batches.append([(name, job.name) for name, job in jobs.items()])
+
+    batch_observer.added_many = batch  # type: ignore[attr-defined]
     reg.subscribe(lambda change, job: heard.append((change, job.name)))
     reg.subscribe(batch_observer)
     reg.add_many([make_job(one, "manual", name="a"), make_job(two, "manual", name="b")])
     assert heard == [("added", "a"), ("added", "b")]
-    assert batches == [["a", "b"]]
+    assert batches == [[("a", "a"), ("b", "b")]]
 
 
 def test_registry_job_decorator() -> None:

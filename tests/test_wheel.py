@@ -112,17 +112,25 @@ def test_wheel_matches_a_brute_force_reference(seed: int) -> None:
     assert fired > 200, "the workload must actually fire"
 
 
-def test_insert_many_arms_like_insert_and_is_all_or_nothing() -> None:
+def test_insert_jobs_arms_like_insert_and_is_all_or_nothing() -> None:
     triggers = [_core.Cron("*/3 * * * * *"), _core.Interval("5s"), _core.Once(T0 // 1000 - 10), _core.Cron("0 * * * *")]
+    per_job = [tuple(triggers[(job + i) % 4] for i in range(job % 3)) for job in range(40)]  # 0, 1 or 2 each
     one, many = _core.Wheel(T0), _core.Wheel(T0)
-    deadlines = [one.insert(job, 0, triggers[job % 4], T0) for job in range(40)]
-    earliest = many.insert_many([(job, 0, triggers[job % 4]) for job in range(40)], T0)
-    assert earliest == min(d for d in deadlines if d is not None)
-    assert [many.deadline_of(job, 0) for job in range(40)] == deadlines
+    deadlines = {
+        (100 + job, index): one.insert(100 + job, index, trigger, T0)
+        for job, schedules in enumerate(per_job)
+        for index, trigger in enumerate(schedules)
+    }
+    earliest = many.insert_jobs(100, per_job, T0)
+    assert earliest == min(d for d in deadlines.values() if d is not None)
+    assert {key: many.deadline_of(*key) for key in deadlines} == deadlines
+    assert len(many) == len(one) and many.deadline_of(100, 0) is None, "job 100 has no schedules"
     with pytest.raises(TypeError):
-        many.insert_many([(100, 0, triggers[0]), (101, 0, "* * * * *")], T0)
-    assert many.deadline_of(100, 0) is None, "nothing of a failed batch is armed"
-    assert many.insert_many([], T0) is None
+        many.insert_jobs(500, [(triggers[0],), (triggers[1], "* * * * *")], T0)
+    assert many.deadline_of(500, 0) is None and many.deadline_of(501, 0) is None, "nothing of a failed batch is armed"
+    assert many.insert_jobs(600, [], T0) is None
+    with pytest.raises(OverflowError):
+        many.insert_jobs(2**64 - 1, [(), (triggers[0],)], T0)
 
 
 def test_time_must_not_go_backwards() -> None:

@@ -1,6 +1,6 @@
 """Type stubs for the Rust core, ``fastcron._core``."""
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import Any, Self, final
 
@@ -112,10 +112,12 @@ class Wheel:
     def insert(self, job_id: int, schedule_index: int, schedule: Trigger, after_ms: int) -> int | None:
         """Arm at the schedule's first fire strictly after ``after_ms``; returns that deadline
         (ms), or None (and nothing is armed) if it never fires again. Replaces an existing entry."""
-    def insert_many(self, entries: list[tuple[int, int, Trigger]], after_ms: int) -> int | None:
-        """``insert`` for a batch of ``(job_id, schedule_index, schedule)``, all after ``after_ms``
-        (a rule shared by many entries is evaluated once); returns the earliest deadline armed, or
-        None. All or nothing: an entry that is not a schedule raises before any is armed."""
+    def insert_jobs(self, first_job_id: int, schedules: list[Sequence[Trigger]], after_ms: int) -> int | None:
+        """``insert`` for consecutive jobs, all after ``after_ms``: ``schedules[k]`` holds the
+        schedules of job ``first_job_id + k``, each armed with its position as schedule index
+        (empty: nothing armed). A rule shared by many jobs is evaluated once. Returns the earliest
+        deadline armed, or None. All or nothing: an item that is not a schedule raises before any
+        is armed."""
     def insert_at(self, job_id: int, schedule_index: int, schedule: Trigger, deadline_ms: int) -> None:
         """Arm at an explicit deadline; later re-arms follow the schedule."""
     def remove(self, job_id: int, schedule_index: int) -> bool:

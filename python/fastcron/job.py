@@ -185,10 +185,17 @@ _CORE_STARTS: dict[tuple[Any, JobOptions, tuple[BoundSchedule, ...]], _core.Eage
 _CORE_STARTS_SIZE: Final = 4096
 
 
-def _core_start(func: Callable[..., Any], schedules: tuple[BoundSchedule, ...], opts: JobOptions) -> _core.EagerJob:
-    """The ``EagerJob`` for these calls. It is immutable, so jobs of one function, one set of
-    options and one schedule tuple (parsed schedules are cached and shared) share one: 100k jobs
-    from one ``add_many`` hold as many as they have distinct expressions."""
+def _core_start(
+    func: Callable[..., Any], schedules: tuple[BoundSchedule, ...], opts: JobOptions, info: FuncInfo, eager: bool
+) -> _core.EagerJob | None:
+    """The ``EagerJob`` the core starts this job's fires with (``Wheel.advance_eager``), or None
+    when a fire needs Python: a lazy or sync job, a context, tenants or jitter.
+
+    An ``EagerJob`` is immutable, so jobs of one function, one set of options and one schedule
+    tuple (parsed schedules are cached and shared) share one: 100k jobs from one ``add_many``
+    hold as many as they have distinct expressions."""
+    if not eager or info.ctx_param is not None or opts.tenants is not None or opts.jitter_ms:
+        return None
     key = (func, opts, schedules)
     try:
         shared = _CORE_STARTS.get(key)
@@ -204,24 +211,44 @@ def _core_start(func: Callable[..., Any], schedules: tuple[BoundSchedule, ...], 
     return shared
 
 
-def _read_only(field: str) -> property:
+def _read_only(field: str, where: str = "") -> property:
+    """A property reading ``self._<where>.<field>`` or ``self._<field>`` (in C), refusing writes."""
+
     def refuse(self: Any, value: Any) -> None:
         raise AttributeError(f"Job is immutable; use scheduler.reschedule() or make a new job ({field!r})")
 
-    return property(operator.attrgetter("_" + field), refuse)
+    return property(operator.attrgetter(f"_{where}.{field}" if where else "_" + field), refuse)
+
+
+class JobCommon:
+    """What the jobs built by one ``make_job`` / ``make_jobs`` call share: the function, its
+    ``FuncInfo``, the ``JobOptions``, the description and whether fires start eagerly. A job
+    refers to it, so building each of 100k jobs stores five fields, not nine."""
+
+    __slots__ = ("description", "eager", "func", "info", "opts")
+
+    def __init__(
+        self, func: Callable[..., Any], description: str | None, opts: JobOptions, info: FuncInfo, eager: bool
+    ) -> None:
+        self.func = func
+        self.description = description
+        self.opts = opts
+        self.info = info
+        self.eager = eager
 
 
 class Job:
     """A validated job definition. Build one with ``@job`` or ``make_job``; it never changes.
 
-    It holds what is particular to the job (function, name, schedules) and refers to shared
-    ``JobOptions`` (``opts``) and ``FuncInfo`` (``info``), whose fields read as the job's own
-    (``job.retries``, ``job.is_async``). ``schedules`` is empty for a manual job.
+    It holds what is particular to the job (name, schedules) and refers to a shared
+    ``JobCommon`` (function, description, ``JobOptions`` as ``opts``, ``FuncInfo`` as ``info``);
+    the fields of ``opts`` and ``info`` read as the job's own (``job.retries``, ``job.is_async``).
+    ``schedules`` is empty for a manual job.
     """
 
     # Private slots behind read-only properties: plain stores in __init__ (a guarded
     # __setattr__ would make building a job, 100k of them at a time, four times slower).
-    __slots__ = ("_core_start", "_description", "_eager", "_func", "_info", "_name", "_opts", "_schedules")
+    __slots__ = ("_common", "_core_start", "_name", "_schedules", "_triggers")
 
     if TYPE_CHECKING:
 
@@ -234,6 +261,8 @@ class Job:
         @property
         def schedules(self) -> tuple[BoundSchedule, ...]: ...
         @property
+        def triggers(self) -> tuple[ScheduleKind, ...]: ...
+        @property
         def opts(self) -> JobOptions: ...
         @property
         def info(self) -> FuncInfo: ...
@@ -243,13 +272,15 @@ class Job:
         def core_start(self) -> _core.EagerJob | None: ...
 
     else:
-        func = _read_only("func")
+        func = _read_only("func", "common")
         name = _read_only("name")
-        description = _read_only("description")
+        description = _read_only("description", "common")
         schedules = _read_only("schedules")
-        opts = _read_only("opts")
-        info = _read_only("info")
-        eager = _read_only("eager")
+        # The core schedules of ``schedules``, in order: what the wheel arms for this job.
+        triggers = _read_only("triggers")
+        opts = _read_only("opts", "common")
+        info = _read_only("info", "common")
+        eager = _read_only("eager", "common")
         # What the core needs to start this job's fires itself (``Wheel.advance_eager``): set for
         # an eager job that needs no context, tenants or jitter (those need Python at each fire).
         core_start = _read_only("core_start")
@@ -279,26 +310,19 @@ class Job:
 
     def __init__(
         self,
-        func: Callable[..., Any],
+        common: JobCommon,
         name: str,
-        description: str | None,
         schedules: tuple[BoundSchedule, ...],
-        opts: JobOptions,
-        info: FuncInfo,
-        eager: bool,
+        triggers: tuple[ScheduleKind, ...],
+        core_start: _core.EagerJob | None,
     ) -> None:
-        self._func = func
+        # Built only by make_job / make_jobs, which work out ``triggers`` and ``core_start``
+        # once per distinct schedule rather than once per job.
+        self._common = common
         self._name = name
-        self._description = description
         self._schedules = schedules
-        self._opts = opts
-        self._info = info
-        self._eager = eager
-        self._core_start = (
-            _core_start(func, schedules, opts)
-            if eager and info.ctx_param is None and opts.tenants is None and not opts.jitter_ms
-            else None
-        )
+        self._triggers = triggers
+        self._core_start = core_start
 
     def __getattr__(self, key: str) -> Any:
         if key in JobOptions.__slots__:
@@ -533,14 +557,13 @@ def make_job(
         elif not info.args_checked:
             _check_arguments(info, bound, where, func)
             info.args_checked = True
+    eager = info.is_async and (info.never_suspends if opts.eager is None else opts.eager)
     return Job(
-        func,
+        JobCommon(func, description if description is not None else info.docstring, opts, info, eager),
         job_name,
-        description if description is not None else info.docstring,
         schedules,
-        opts,
-        info,
-        info.is_async and (info.never_suspends if opts.eager is None else opts.eager),
+        tuple(bound.trigger for bound in schedules),
+        _core_start(func, schedules, opts, info, eager),
     )
 
 
@@ -556,24 +579,35 @@ def make_jobs(func: Callable[..., Any], entries: Iterable[tuple[str, Any]], **op
     first_name, first_schedule = entries[0]
     first = make_job(func, first_schedule, name=first_name, **options)
     jobs = [first]
-    opts, info, eager = first.opts, first.info, first.eager
-    description = first.description
+    common = first._common
+    opts, info, eager = common.opts, common.info, common.eager
     tz = opts.tz
     append = jobs.append
-    parsed = _SCHEDULES.get
+    # What a job needs of its expression (schedules, triggers, core start) is worked out once
+    # per distinct expression; every other entry is one lookup and one Job.
+    known: dict[str, tuple[tuple[BoundSchedule, ...], tuple[ScheduleKind, ...], _core.EagerJob | None]] = {}
+    if type(first_schedule) is str:
+        known[first_schedule] = (first.schedules, first.triggers, first.core_start)
     for job_name, schedule in entries[1:]:
         if type(job_name) is not str or not job_name:
             raise ConfigError(f"name: expected a non-empty string, got {job_name!r}")
-        # An expression seen before is one lookup; the error context is built only when needed.
-        schedules = parsed((schedule, tz)) if type(schedule) is str else None
-        if schedules is None:
+        made = known.get(schedule) if type(schedule) is str else None
+        if made is None:
             schedules = _resolve_schedules(schedule, tz, f"job {job_name!r}")
-        if type(schedule) is not str:  # only Schedule(...) items carry arguments to check
-            for index, bound in enumerate(schedules):
-                if bound.args or bound.kwargs:
-                    where = f"job {job_name!r}: schedule {index}" if len(schedules) > 1 else f"job {job_name!r}"
-                    _check_arguments(info, bound, where, func)
-        append(Job(func, job_name, description, schedules, opts, info, eager))
+            if type(schedule) is not str:  # only Schedule(...) items carry arguments to check
+                for index, bound in enumerate(schedules):
+                    if bound.args or bound.kwargs:
+                        where = f"job {job_name!r}: schedule {index}" if len(schedules) > 1 else f"job {job_name!r}"
+                        _check_arguments(info, bound, where, func)
+            made = (
+                schedules,
+                tuple(bound.trigger for bound in schedules),
+                _core_start(func, schedules, opts, info, eager),
+            )
+            if type(schedule) is str:
+                known[schedule] = made
+        schedules, triggers, core_start = made
+        append(Job(common, job_name, schedules, triggers, core_start))
     return jobs
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import operator
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from fastcron.errors import ConfigError, DuplicateJobError, JobLookupError
 from fastcron.job import Job, make_job
@@ -24,6 +25,7 @@ __all__ = ["Registry", "default_registry", "load_app"]
 
 Change = Literal["added", "removed", "replaced"]
 Observer = Callable[[Change, Job], None]
+_job_name: Final = operator.attrgetter("name")  # C-level, read per job in add_many
 
 
 class Registry:
@@ -69,29 +71,38 @@ class Registry:
 
     def add_many(self, jobs: Iterable[Job]) -> None:
         """Register several jobs; all or none: a duplicate name (in the registry or among ``jobs``)
-        raises ``DuplicateJobError`` before any is added."""
+        raises ``DuplicateJobError`` before any is added. An observer with an ``added_many``
+        attribute gets the batch in one call, as a ``{name: job}`` dict in order."""
         jobs = list(jobs)
-        seen: dict[str, Job] = {}
+        if not set(map(type, jobs)) <= {Job}:
+            bad = next((job for job in jobs if not isinstance(job, Job)), None)
+            if bad is not None:
+                raise TypeError(f"Registry.add_many expects Jobs, got {bad!r}")
+        # The checks run in C over the whole batch (registering 100k jobs at once is the point);
+        # only a batch that fails them is walked job by job to name the duplicate.
+        batch = dict(zip(map(_job_name, jobs), jobs))
         existing = self._jobs
-        for job in jobs:
-            if not isinstance(job, Job):
-                raise TypeError(f"Registry.add_many expects Jobs, got {job!r}")
-            name = job.name
-            if name in existing or name in seen:
-                other = existing.get(name) or seen[name]
-                raise DuplicateJobError(
-                    f"job name {name!r} is used twice: first at {other.site}, again at {job.site}; "
-                    "give one of them another name=..."
-                )
-            seen[name] = job
-        existing.update(seen)
+        if len(batch) != len(jobs) or not existing.keys().isdisjoint(batch):
+            self._refuse_duplicate(jobs)
+        existing.update(batch)
         for observer in list(self._observers):
-            many = getattr(observer, "added_many", None)  # an observer may take the batch at once
+            many = getattr(observer, "added_many", None)
             if many is not None:
-                many(jobs)
+                many(batch)
             else:
                 for job in jobs:
                     observer("added", job)
+
+    def _refuse_duplicate(self, jobs: list[Job]) -> None:
+        seen: dict[str, Job] = {}
+        for job in jobs:
+            other = self._jobs.get(job.name) or seen.get(job.name)
+            if other is not None:
+                raise DuplicateJobError(
+                    f"job name {job.name!r} is used twice: first at {other.site}, again at {job.site}; "
+                    "give one of them another name=..."
+                )
+            seen[job.name] = job
 
     def replace(self, job: Job) -> Job:
         """Swap in a new definition for an existing name (how a reschedule is recorded)."""

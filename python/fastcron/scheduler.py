@@ -26,6 +26,7 @@ import gc
 import inspect
 import itertools
 import logging
+import operator
 import os
 import random
 import signal
@@ -80,6 +81,7 @@ STOP_WRITE_ATTEMPTS: Final = 5
 FINISH_CHUNK: Final = 5000  # finished runs per store write; starts waiting are written between chunks
 _JSON_FAST: Final = (type(None), str, int, float, bool)
 _KEEP: Final[Any] = object()  # "argument not given", where None is a meaningful value
+_job_core_start: Final = operator.attrgetter("core_start")  # C-level, read per job in _add_slots
 _NEW, _STARTING, _RUNNING, _STOPPING, _STOPPED = "new", "starting", "running", "stopping", "stopped"
 
 
@@ -104,12 +106,14 @@ class _Slot:
     """The scheduler's per-job runtime state. ``armed`` is true when the job's schedules are in
     the wheel: enabled, not paused, not cooling down, not removed, and not manual.
 
-    Defaults live on the class, not in ``__slots__``: an instance stores only what differs
-    (CPython 3.11 keeps such attributes inline), so creating one for each of 100k jobs writes
-    three fields instead of nineteen, and an idle job stays small.
+    Every slot sets the fields in ``__slots__``; the others default on the class and land in the
+    instance's ``__dict__`` when first written (a job's first run, pause, ...). So registering
+    100k jobs writes five fields per slot and allocates no dict, and a job that has never run
+    stays one small object.
     """
 
-    armed = False
+    __slots__ = ("__dict__", "_running", "armed", "enabled", "id", "job")
+
     paused = False
     removed = False
     cooldown_until_ms: int | None = None
@@ -127,9 +131,10 @@ class _Slot:
 
     def __init__(self, slot_id: int, job: Job, running: list[int]) -> None:
         self.id = slot_id
-        self.enabled = job.opts.enabled
         self.job = job
         self._running = running
+        self.armed = False
+        self.enabled = job.opts.enabled
 
     @property
     def running(self) -> int:
@@ -254,8 +259,7 @@ class Scheduler:
         self._cluster_task: asyncio.Task[None] | None = None
         self._cluster_wakeup: asyncio.Event | None = None
         self._db_offset_ms = 0  # the store's clock minus ours, from the last claim
-        for job in self.registry:
-            self._add_slot(job)
+        self._add_slots({job.name: job for job in self.registry})
         self._unsubscribe = _subscribe_weakly(self.registry, self)
         attach = getattr(self.clock, "_attach", None)
         if attach is not None:
@@ -1425,18 +1429,16 @@ class Scheduler:
                 self._wheel.remove_job(slot.id)
             return
         after = max(self.clock.now_ms(), self._last_now) if after_ms is None else after_ms
-        self._timer_for(self._arm_slot(slot, after, None))
+        self._timer_for(self._arm_new([slot], after))
 
-    def _arm_slot(self, slot: _Slot, after: int, earliest: int | None) -> int | None:
-        """Insert the slot's schedules into the wheel after ``after``; return the earliest of
-        ``earliest`` and their deadlines."""
-        slot.armed = True
-        insert = self._wheel.insert
-        for index, bound in enumerate(slot.job.schedules):
-            deadline = insert(slot.id, index, bound.trigger, after)
-            if deadline is not None and (earliest is None or deadline < earliest):
-                earliest = deadline
-        return earliest
+    def _arm_new(self, slots: list[_Slot], after: int) -> int | None:
+        """Arm consecutive slots, fresh or disarmed, that are enabled and scheduled (one wheel
+        call for all); return the earliest deadline armed."""
+        triggers = [slot.job.triggers if slot.enabled else () for slot in slots]
+        for slot, armed in zip(slots, triggers):
+            if armed:
+                slot.armed = True
+        return self._wheel.insert_jobs(slots[0].id, triggers, after)
 
     def _timer_for(self, earliest: int | None) -> None:
         """Re-arm the loop timer if a new deadline comes before it (not mid-tick: the tick does)."""
@@ -1452,50 +1454,34 @@ class Scheduler:
 
     # ------------------------------------------------------------------ registry sync
 
-    def _add_slot(self, job: Job) -> _Slot:
-        slot = _Slot(len(self._slots), job, self._running)
-        self._slots.append(slot)
-        self._starts.append(job.core_start)
-        self._running.append(0)
-        self._by_name[job.name] = slot
-        return slot
-
-    def _on_registry_added_many(self, jobs: list[Job]) -> None:
-        """``_on_registry_change("added", job)`` for a batch: slots and wheel entries made in one
-        loop, the timer re-armed once (registering 100k jobs is mostly this)."""
-        if self._state == _RUNNING and self.store.shared:
-            self._new_defs.update((job.name, job) for job in jobs if job.name not in self._dynamic)
-            self._wake_store()
+    def _add_slots(self, jobs: dict[str, Job]) -> list[_Slot]:
+        """New slots, unarmed, for jobs by name (one add or a batch of 100k: this is most of it)."""
         running = self._running
-        arming = self._state == _RUNNING
-        new: list[_Slot] = []
-        starts: list[_core.EagerJob | None] = []
-        names: list[str] = []
-        entries: list[tuple[int, int, _core.Trigger]] = []
-        add = entries.append
-        for slot_id, job in enumerate(jobs, len(self._slots)):
-            slot = _Slot(slot_id, job, running)
-            new.append(slot)
-            starts.append(job.core_start)
-            names.append(job.name)
-            schedules = job.schedules
-            if arming and slot.enabled and schedules:  # a new slot is not paused, removed or cooling down
-                slot.armed = True
-                for index, bound in enumerate(schedules):
-                    add((slot_id, index, bound.trigger))
+        new = [_Slot(slot_id, job, running) for slot_id, job in enumerate(jobs.values(), len(self._slots))]
         self._slots.extend(new)
-        self._starts.extend(starts)
-        running.extend([0] * len(new))
-        self._by_name.update(zip(names, new))
-        if arming:
-            self._timer_for(self._wheel.insert_many(entries, max(self.clock.now_ms(), self._last_now)))
+        self._starts.extend(map(_job_core_start, jobs.values()))
+        running.extend(itertools.repeat(0, len(new)))
+        self._by_name.update(zip(jobs, new))
+        return new
+
+    def _on_registry_added_many(self, jobs: dict[str, Job]) -> None:
+        """``_on_registry_change("added", job)`` for a batch: the slots made and armed in one
+        pass each, the wheel armed by one call, the timer re-armed once."""
+        if self._state == _RUNNING and self.store.shared:
+            self._new_defs.update((name, job) for name, job in jobs.items() if name not in self._dynamic)
+            self._wake_store()
+        new = self._add_slots(jobs)
+        if self._state != _RUNNING:
+            return
+        # A new slot is not paused, removed or cooling down.
+        self._timer_for(self._arm_new(new, max(self.clock.now_ms(), self._last_now)))
 
     def _on_registry_change(self, change: Change, job: Job) -> None:
         if change != "removed" and self._state == _RUNNING and self.store.shared and job.name not in self._dynamic:
             self._new_defs[job.name] = job  # a job added or redefined at run time gets its row
             self._wake_store()
         if change == "added":
-            self._update_armed(self._add_slot(job))
+            self._update_armed(self._add_slots({job.name: job})[0])
             return
         slot = self._by_name.get(job.name)
         if slot is None:
@@ -2109,7 +2095,7 @@ def _subscribe_weakly(registry: Registry, scheduler: Scheduler) -> Callable[[], 
         else:
             target._on_registry_change(change, job)
 
-    def added_many(jobs: list[Job]) -> None:
+    def added_many(jobs: dict[str, Job]) -> None:
         target = ref()
         if target is None:
             handle[0]()

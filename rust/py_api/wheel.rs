@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyMapping, PyTuple};
@@ -74,14 +74,24 @@ impl PyWheel {
         Ok(self.inner.insert(job_id, schedule_index, schedule, after_ms))
     }
 
-    /// `insert` for a batch of `(job_id, schedule_index, schedule)`, all after `after_ms`;
-    /// returns the earliest deadline armed, or None. All or nothing: an entry that is not a
-    /// schedule raises before any is armed.
-    fn insert_many(&mut self, entries: &Bound<'_, PyList>, after_ms: i64) -> PyResult<Option<i64>> {
-        let mut batch = Vec::with_capacity(entries.len());
-        for entry in entries.iter() {
-            let (job_id, schedule_index, schedule): (u64, u32, Bound<'_, PyAny>) = entry.extract()?;
-            batch.push((job_id, schedule_index, super::extract_schedule(&schedule)?));
+    /// `insert` for consecutive jobs, all after `after_ms`: `schedules[k]` holds the schedules
+    /// of job `first_job_id + k`, each armed at its position as schedule index (an empty one
+    /// arms nothing). Returns the earliest deadline armed, or None. All or nothing: an item that
+    /// is not a schedule raises before any is armed. Registering 100k jobs is one such call.
+    fn insert_jobs(
+        &mut self,
+        first_job_id: u64,
+        schedules: &Bound<'_, PyList>,
+        after_ms: i64,
+    ) -> PyResult<Option<i64>> {
+        let mut batch = Vec::with_capacity(schedules.len());
+        for (offset, job_schedules) in (0u64..).zip(schedules.iter()) {
+            let job_id = first_job_id
+                .checked_add(offset)
+                .ok_or_else(|| PyOverflowError::new_err("job id out of range"))?;
+            for (index, schedule) in (0u32..).zip(job_schedules.try_iter()?) {
+                batch.push((job_id, index, super::extract_schedule(&schedule?)?));
+            }
         }
         self.changes.fetch_add(1, Ordering::Relaxed);
         Ok(self.inner.insert_many(batch, after_ms))
