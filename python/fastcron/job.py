@@ -181,34 +181,53 @@ class FuncInfo:
         self.args_checked = False  # the call with no schedule arguments was checked
 
 
+_T = TypeVar("_T")
+_SHARED_SIZE: Final = 4096
 _CORE_STARTS: dict[tuple[Any, JobOptions, tuple[BoundSchedule, ...]], _core.EagerJob] = {}
-_CORE_STARTS_SIZE: Final = 4096
+_COMMONS: dict[tuple[Any, str | None, JobOptions], JobCommon] = {}
+_TRIGGERS: dict[tuple[BoundSchedule, ...], tuple[ScheduleKind, ...]] = {}
+
+
+def _shared(cache: dict[Any, _T], key: Any, make: Callable[..., _T], *args: Any) -> _T:
+    """``cache[key]``, made by ``make(*args)`` the first time: immutable parts that equal jobs
+    share, so that 100k jobs hold as many of each as there are distinct ones. A key that cannot
+    be hashed (an unhashable callable object) is not cached; a full cache is emptied."""
+    try:
+        value = cache.get(key)
+    except TypeError:
+        return make(*args)
+    if value is None:
+        value = make(*args)
+        if len(cache) >= _SHARED_SIZE:
+            cache.clear()
+        cache[key] = value
+    return value
 
 
 def _core_start(
     func: Callable[..., Any], schedules: tuple[BoundSchedule, ...], opts: JobOptions, info: FuncInfo, eager: bool
 ) -> _core.EagerJob | None:
     """The ``EagerJob`` the core starts this job's fires with (``Wheel.advance_eager``), or None
-    when a fire needs Python: a lazy or sync job, a context, tenants or jitter.
-
-    An ``EagerJob`` is immutable, so jobs of one function, one set of options and one schedule
-    tuple (parsed schedules are cached and shared) share one: 100k jobs from one ``add_many``
-    hold as many as they have distinct expressions."""
+    when a fire needs Python: a lazy or sync job, a context, tenants or jitter. Shared by the
+    jobs of one function, one set of options and one schedule tuple (parsed schedules are
+    cached and shared)."""
     if not eager or info.ctx_param is not None or opts.tenants is not None or opts.jitter_ms:
         return None
-    key = (func, opts, schedules)
-    try:
-        shared = _CORE_STARTS.get(key)
-    except TypeError:  # an unhashable callable object: nothing to share by
-        key, shared = None, None  # type: ignore[assignment]
-    if shared is None:
-        calls = [(func, bound.args, bound.kwargs) for bound in schedules]
-        shared = _core.EagerJob(opts.misfire_grace_ms, opts.max_concurrency, calls)
-        if key is not None:
-            if len(_CORE_STARTS) >= _CORE_STARTS_SIZE:
-                _CORE_STARTS.clear()
-            _CORE_STARTS[key] = shared
-    return shared
+    return _shared(_CORE_STARTS, (func, opts, schedules), _eager_job, func, schedules, opts)
+
+
+def _eager_job(func: Callable[..., Any], schedules: tuple[BoundSchedule, ...], opts: JobOptions) -> _core.EagerJob:
+    calls = [(func, bound.args, bound.kwargs) for bound in schedules]
+    return _core.EagerJob(opts.misfire_grace_ms, opts.max_concurrency, calls)
+
+
+def _triggers(schedules: tuple[BoundSchedule, ...]) -> tuple[ScheduleKind, ...]:
+    """The core schedules of ``schedules`` in order, shared by jobs with the same schedules."""
+    return _shared(_TRIGGERS, schedules, _triggers_of, schedules)
+
+
+def _triggers_of(schedules: tuple[BoundSchedule, ...]) -> tuple[ScheduleKind, ...]:
+    return tuple(bound.trigger for bound in schedules)
 
 
 def _read_only(field: str, where: str = "") -> property:
@@ -558,13 +577,9 @@ def make_job(
             _check_arguments(info, bound, where, func)
             info.args_checked = True
     eager = info.is_async and (info.never_suspends if opts.eager is None else opts.eager)
-    return Job(
-        JobCommon(func, description if description is not None else info.docstring, opts, info, eager),
-        job_name,
-        schedules,
-        tuple(bound.trigger for bound in schedules),
-        _core_start(func, schedules, opts, info, eager),
-    )
+    text = description if description is not None else info.docstring
+    common = _shared(_COMMONS, (func, text, opts), JobCommon, func, text, opts, info, eager)
+    return Job(common, job_name, schedules, _triggers(schedules), _core_start(func, schedules, opts, info, eager))
 
 
 def make_jobs(func: Callable[..., Any], entries: Iterable[tuple[str, Any]], **options: Any) -> list[Job]:
@@ -599,11 +614,7 @@ def make_jobs(func: Callable[..., Any], entries: Iterable[tuple[str, Any]], **op
                     if bound.args or bound.kwargs:
                         where = f"job {job_name!r}: schedule {index}" if len(schedules) > 1 else f"job {job_name!r}"
                         _check_arguments(info, bound, where, func)
-            made = (
-                schedules,
-                tuple(bound.trigger for bound in schedules),
-                _core_start(func, schedules, opts, info, eager),
-            )
+            made = (schedules, _triggers(schedules), _core_start(func, schedules, opts, info, eager))
             if type(schedule) is str:
                 known[schedule] = made
         schedules, triggers, core_start = made

@@ -1429,7 +1429,8 @@ class Scheduler:
                 self._wheel.remove_job(slot.id)
             return
         after = max(self.clock.now_ms(), self._last_now) if after_ms is None else after_ms
-        self._timer_for(self._arm_new([slot], after))
+        slot.armed = True
+        self._timer_for(self._wheel.insert_jobs(slot.id, [slot.job.triggers], after))
 
     def _arm_new(self, slots: list[_Slot], after: int) -> int | None:
         """Arm consecutive slots, fresh or disarmed, that are enabled and scheduled (one wheel
@@ -1453,6 +1454,15 @@ class Scheduler:
         self._update_armed(slot)
 
     # ------------------------------------------------------------------ registry sync
+
+    def _add_slot(self, job: Job) -> _Slot:
+        """``_add_slots`` for one job (``add`` at run time), without building batch lists."""
+        slot = _Slot(len(self._slots), job, self._running)
+        self._slots.append(slot)
+        self._starts.append(job.core_start)
+        self._running.append(0)
+        self._by_name[job.name] = slot
+        return slot
 
     def _add_slots(self, jobs: dict[str, Job]) -> list[_Slot]:
         """New slots, unarmed, for jobs by name (one add or a batch of 100k: this is most of it)."""
@@ -1481,7 +1491,7 @@ class Scheduler:
             self._new_defs[job.name] = job  # a job added or redefined at run time gets its row
             self._wake_store()
         if change == "added":
-            self._update_armed(self._add_slots({job.name: job})[0])
+            self._update_armed(self._add_slot(job))
             return
         slot = self._by_name.get(job.name)
         if slot is None:
