@@ -836,7 +836,7 @@ impl<S: NextFire> Wheel<S> {
     }
 
     /// Room for `additional` more entries (one job each, at most) without growing any table:
-    /// growing the slab and both maps step by step is most of the cost of arming 100k jobs.
+    /// growing the slab and both maps step by step cost about a quarter of arming 20k jobs.
     fn reserve(&mut self, additional: usize) {
         self.slab.reserve(additional);
         self.index.reserve(additional);

@@ -570,16 +570,24 @@ def make_job(
         )
 
     schedules = _resolve_schedules(schedule, opts.tz, where)
+    _check_schedule_arguments(info, schedules, where, func)
+    eager = info.is_async and (info.never_suspends if opts.eager is None else opts.eager)
+    text = description if description is not None else info.docstring
+    common = _shared(_COMMONS, (func, text, opts), JobCommon, func, text, opts, info, eager)
+    return Job(common, job_name, schedules, _triggers(schedules), _core_start(func, schedules, opts, info, eager))
+
+
+def _check_schedule_arguments(
+    info: FuncInfo, schedules: tuple[BoundSchedule, ...], where: str, func: Callable[..., Any]
+) -> None:
+    """Check that each schedule's arguments fit the function; the call without arguments is
+    checked once per function."""
     for index, bound in enumerate(schedules):
         if bound.args or bound.kwargs:
             _check_arguments(info, bound, f"{where}: schedule {index}" if len(schedules) > 1 else where, func)
         elif not info.args_checked:
             _check_arguments(info, bound, where, func)
             info.args_checked = True
-    eager = info.is_async and (info.never_suspends if opts.eager is None else opts.eager)
-    text = description if description is not None else info.docstring
-    common = _shared(_COMMONS, (func, text, opts), JobCommon, func, text, opts, info, eager)
-    return Job(common, job_name, schedules, _triggers(schedules), _core_start(func, schedules, opts, info, eager))
 
 
 def make_jobs(func: Callable[..., Any], entries: Iterable[tuple[str, Any]], **options: Any) -> list[Job]:
@@ -608,12 +616,9 @@ def make_jobs(func: Callable[..., Any], entries: Iterable[tuple[str, Any]], **op
             raise ConfigError(f"name: expected a non-empty string, got {job_name!r}")
         made = known.get(schedule) if type(schedule) is str else None
         if made is None:
-            schedules = _resolve_schedules(schedule, tz, f"job {job_name!r}")
-            if type(schedule) is not str:  # only Schedule(...) items carry arguments to check
-                for index, bound in enumerate(schedules):
-                    if bound.args or bound.kwargs:
-                        where = f"job {job_name!r}: schedule {index}" if len(schedules) > 1 else f"job {job_name!r}"
-                        _check_arguments(info, bound, where, func)
+            where = f"job {job_name!r}"
+            schedules = _resolve_schedules(schedule, tz, where)
+            _check_schedule_arguments(info, schedules, where, func)
             made = (schedules, _triggers(schedules), _core_start(func, schedules, opts, info, eager))
             if type(schedule) is str:
                 known[schedule] = made

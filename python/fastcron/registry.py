@@ -28,6 +28,13 @@ Observer = Callable[[Change, Job], None]
 _job_name: Final = operator.attrgetter("name")  # C-level, read per job in add_many
 
 
+def _duplicate(first: Job, again: Job) -> DuplicateJobError:
+    return DuplicateJobError(
+        f"job name {again.name!r} is used twice: first at {first.site}, again at {again.site}; "
+        "give one of them another name=..."
+    )
+
+
 class Registry:
     """Jobs by name, in the order they were added.
 
@@ -58,10 +65,7 @@ class Registry:
         existing = self._jobs.get(job.name)
         if existing is not None:
             if existing.site != job.site or existing.func is job.func:
-                raise DuplicateJobError(
-                    f"job name {job.name!r} is used twice: first at {existing.site}, again at {job.site}; "
-                    "give one of them another name=..."
-                )
+                raise _duplicate(existing, job)
             self._jobs[job.name] = job
             self._notify("replaced", job)
             return job
@@ -98,10 +102,7 @@ class Registry:
         for job in jobs:
             other = self._jobs.get(job.name) or seen.get(job.name)
             if other is not None:
-                raise DuplicateJobError(
-                    f"job name {job.name!r} is used twice: first at {other.site}, again at {job.site}; "
-                    "give one of them another name=..."
-                )
+                raise _duplicate(other, job)
             seen[job.name] = job
 
     def replace(self, job: Job) -> Job:

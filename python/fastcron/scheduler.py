@@ -1433,8 +1433,8 @@ class Scheduler:
         self._timer_for(self._wheel.insert_jobs(slot.id, [slot.job.triggers], after))
 
     def _arm_new(self, slots: list[_Slot], after: int) -> int | None:
-        """Arm consecutive slots, fresh or disarmed, that are enabled and scheduled (one wheel
-        call for all); return the earliest deadline armed."""
+        """Arm new consecutive slots that are enabled and scheduled (a new slot is not paused,
+        removed or cooling down), with one wheel call; return the earliest deadline armed."""
         triggers = [slot.job.triggers if slot.enabled else () for slot in slots]
         for slot, armed in zip(slots, triggers):
             if armed:
@@ -1483,7 +1483,6 @@ class Scheduler:
         new = self._add_slots(jobs)
         if self._state != _RUNNING:
             return
-        # A new slot is not paused, removed or cooling down.
         self._timer_for(self._arm_new(new, max(self.clock.now_ms(), self._last_now)))
 
     def _on_registry_change(self, change: Change, job: Job) -> None:

@@ -21,8 +21,9 @@ pub struct PyWheel {
     out: Vec<Fire>,
     /// Counts the calls that arm or disarm entries. While it stands still, every fire taken out
     /// by an advance still belongs to an armed job (the scheduler disarms a job only by removing
-    /// its entries), so `advance_eager` need not ask the job. Shared so that `advance_eager` can read it between calls into Python without borrowing
-    /// the wheel (a job may be borrowing it mutably right then).
+    /// its entries), so `advance_eager` need not ask the job. Shared so that `advance_eager` can
+    /// read it between calls into Python without borrowing the wheel (a job may be borrowing it
+    /// mutably right then).
     changes: Arc<AtomicU64>,
 }
 
